@@ -1,0 +1,1 @@
+//! macOS collectors: parsers over command output (portable), command runs (macOS only).

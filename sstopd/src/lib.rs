@@ -1,0 +1,7 @@
+//! sstopd: the collector daemon behind `sstop`.
+//!
+//! Data flows one way: kernel → [`collect::Sample`] → [`aggregate::Aggregator`]
+//! → [`proto::Snapshot`] → frames for every viewer (`server`).
+
+pub mod aggregate;
+pub mod collect;
