@@ -143,3 +143,24 @@ pub trait Collector: Send + 'static {
     fn caps(&self) -> Caps;
     fn collect(&mut self) -> Result<Sample, CollectError>;
 }
+
+/// Which collector to run (`--collector`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CollectorChoice {
+    /// netlink where it works, else the packet fallback; macOS tools on macOS.
+    #[default]
+    Auto,
+    Netlink,
+    Packet,
+    /// Generated data (benchmarks, development without root).
+    Synthetic,
+}
+
+/// Open the collector for `choice`. Blocking (probes the kernel).
+pub fn open(choice: CollectorChoice) -> Result<Box<dyn Collector>, CollectError> {
+    match choice {
+        CollectorChoice::Synthetic => Ok(Box::new(synthetic::SyntheticCollector::new(200, 4))),
+        // (in progress) the Linux collector issue wires netlink/packet here.
+        other => Err(CollectError::Unavailable(format!("collector {other:?}"))),
+    }
+}

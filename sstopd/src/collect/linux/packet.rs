@@ -1,0 +1,1 @@
+//! AF_PACKET capture with a classic BPF filter; bytes per 5-tuple. (in progress)

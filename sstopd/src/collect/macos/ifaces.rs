@@ -1,0 +1,1 @@
+//! `netstat -ibn` parser. (in progress)

@@ -1,0 +1,1 @@
+//! `lsof -nP -F` parser. (in progress)

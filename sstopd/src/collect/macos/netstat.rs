@@ -1,0 +1,1 @@
+//! `netstat -anvW` / `-anb` parser. (in progress)
