@@ -21,3 +21,64 @@ impl Peer {
         self.gid == gid || self.groups.contains(&gid)
     }
 }
+
+#[cfg(target_os = "linux")]
+impl Peer {
+    /// Credentials of the process at the other end of a connected Unix socket.
+    pub fn from_fd(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<Peer> {
+        use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+        let cred = getsockopt(&fd, PeerCredentials).map_err(std::io::Error::from)?;
+        Ok(Peer {
+            uid: cred.uid(),
+            gid: cred.gid(),
+            pid: u32::try_from(cred.pid()).unwrap_or(0),
+            groups: peer_groups(fd).unwrap_or_default(),
+        })
+    }
+}
+
+/// `SO_PEERGROUPS`: supplementary groups of the peer at connect time.
+#[cfg(target_os = "linux")]
+fn peer_groups(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<Vec<u32>> {
+    use std::os::fd::AsRawFd;
+    let mut groups: Vec<libc::gid_t> = vec![0; 64];
+    loop {
+        let mut len = (groups.len() * std::mem::size_of::<libc::gid_t>()) as libc::socklen_t;
+        // SAFETY: the buffer is valid for `len` bytes and the kernel writes at most `len`.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let count = len as usize / std::mem::size_of::<libc::gid_t>();
+        if rc == 0 {
+            groups.truncate(count);
+            return Ok(groups);
+        }
+        let err = std::io::Error::last_os_error();
+        // ERANGE: the kernel wrote the size it needs into `len`.
+        if err.raw_os_error() == Some(libc::ERANGE) && count > groups.len() && count <= 65_536 {
+            groups.resize(count, 0);
+            continue;
+        }
+        return Err(err);
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn peer_of_socketpair_is_ourselves() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let peer = Peer::from_fd(a.as_fd()).unwrap();
+        assert_eq!(peer.uid, rustix::process::getuid().as_raw());
+        assert_eq!(peer.pid, std::process::id());
+    }
+}
