@@ -17,7 +17,6 @@ pub const ETH_P_IP: u16 = 0x0800;
 pub const ETH_P_IPV6: u16 = 0x86DD;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88A8;
-const ETH_HLEN: usize = 14;
 
 /// How the bytes of a frame begin, chosen per interface (ARPHRD / `sll_hatype`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
