@@ -76,7 +76,10 @@ garbage line
     assert_eq!(t[0].uid, 997);
     let listener = to_sample(Table::Udp, false, &t[0]);
     assert_eq!(listener.remote, None);
-    assert!(listener.is_listening(), "an unconnected bound UDP socket is a listen port");
+    assert!(
+        listener.is_listening(),
+        "an unconnected bound UDP socket is a listen port"
+    );
     let connected = to_sample(Table::Udp, false, &t[1]);
     assert_eq!(connected.remote, Some("127.0.0.1:4433".parse().unwrap()));
     assert!(!connected.is_listening());
@@ -120,7 +123,11 @@ fn sctp_endpoints() {
     assert_eq!(eps[0].inode, 41234);
     assert_eq!(eps[0].addrs.len(), 2);
     let s = sctp_samples(&eps);
-    assert_eq!(s[0].local, "0.0.0.0:5000".parse().unwrap(), "several addresses → any");
+    assert_eq!(
+        s[0].local,
+        "0.0.0.0:5000".parse().unwrap(),
+        "several addresses → any"
+    );
     assert_eq!(s[1].local, "10.0.0.1:5001".parse().unwrap());
     assert_eq!(s[1].proto, Proto::Sctp);
 }
@@ -146,7 +153,11 @@ fn reads_this_hosts_tables() {
         let Ok(text) = std::fs::read_to_string(format!("/proc/net/{name}")) else {
             continue;
         };
-        let lines = text.lines().skip(1).filter(|l| !l.trim().is_empty()).count();
+        let lines = text
+            .lines()
+            .skip(1)
+            .filter(|l| !l.trim().is_empty())
+            .count();
         assert_eq!(parse_table(&text).len(), lines, "{name}");
     }
 }

@@ -153,8 +153,12 @@ fn parse_ipv6(d: &[u8], wire_len: u32) -> Result<Packet, Skip> {
         0 => wire_len,
         n => n + 40,
     };
-    let src = IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&d[8..24]).unwrap_or_default()));
-    let dst = IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&d[24..40]).unwrap_or_default()));
+    let src = IpAddr::V6(Ipv6Addr::from(
+        <[u8; 16]>::try_from(&d[8..24]).unwrap_or_default(),
+    ));
+    let dst = IpAddr::V6(Ipv6Addr::from(
+        <[u8; 16]>::try_from(&d[24..40]).unwrap_or_default(),
+    ));
     let mut next = d[6];
     let mut off: u32 = 40;
     let mut later_fragment = false;
@@ -239,13 +243,8 @@ impl Layer4<'_> {
                 }
                 // UDP length is the definition; a 0 or oversize field (jumbogram, UDP GSO
                 // super-frame) falls back to the IP payload.
-                let payload = if self.first_fragment && udp_len >= 8 {
-                    udp_len - 8
-                } else if (8..=ip_payload).contains(&udp_len) {
-                    udp_len - 8
-                } else {
-                    ip_payload - 8
-                };
+                let trusted = udp_len >= 8 && (self.first_fragment || udp_len <= ip_payload);
+                let payload = if trusted { udp_len - 8 } else { ip_payload - 8 };
                 (Proto::Udp, s, d, payload)
             }
             1 | 58 => {

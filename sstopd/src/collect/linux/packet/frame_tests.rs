@@ -79,8 +79,10 @@ fn snaplen_cut_frame_counts_the_header_length() {
 #[test]
 fn ipv6_payload_length_zero_uses_the_captured_length() {
     // Cooked capture (no link header): payload length 0, UDP length 0, 100 data bytes.
-    let mut f = hex("60000000 0000 11 40 00000000000000000000000000000001 00000000000000000000000000000001
-                     c0001f90 00000000");
+    let mut f = hex(
+        "60000000 0000 11 40 00000000000000000000000000000001 00000000000000000000000000000001
+                     c0001f90 00000000",
+    );
     f.resize(40 + 8 + 100, 0x7a);
     let p = decode(
         LinkType::Cooked {
@@ -158,10 +160,12 @@ fn gso_super_frame_65549_bytes_b16() {
 #[test]
 fn fragments_count_once_by_the_udp_length() {
     // First fragment (MF set): UDP length 3008 covers the whole datagram.
-    let first = hex("45000024 00012000 40110000 c000020a c6336407 13880035 0bc00000 6162636465666768");
+    let first =
+        hex("45000024 00012000 40110000 c000020a c6336407 13880035 0bc00000 6162636465666768");
     let p = parse_ip(&first, 36).unwrap();
     assert_eq!(p.payload, 3000);
-    let later = hex("45000024 000100b9 40110000 c000020a c6336407 6162636465666768 6162636465666768");
+    let later =
+        hex("45000024 000100b9 40110000 c000020a c6336407 6162636465666768 6162636465666768");
     assert_eq!(parse_ip(&later, 36), Err(Skip::LaterFragment));
 }
 

@@ -1,7 +1,125 @@
 //! AF_PACKET capture with a classic BPF filter; bytes per 5-tuple, credited to sockets.
 //!
 //! `frame` parses (pure), `bpf` builds the kernel filter, `ring` owns the TPACKET_V3
-//! mmap ring, `flows` counts per 5-tuple on the capture thread and hands the table off
-//! once per tick.
+//! mmap ring, `flows` counts per 5-tuple on the capture thread, `attribute` credits the
+//! flows to sockets once per tick. [`PacketCounter`] is the one step a collector calls.
+//!
+//! Why `SOCK_DGRAM` ("cooked"): the kernel strips the link header on every link type, so
+//! Ethernet, loopback, tun, WireGuard and PPP (B14) need no per-link decoding, and frames
+//! of link types that carry no IP never pass the filter. Sizes come from the IP header
+//! and `tp_len`, never from the copied bytes, so the 256-byte snaplen loses nothing (B16).
 
+pub mod attribute;
+pub mod bpf;
+pub mod capture;
+pub mod flows;
 pub mod frame;
+pub mod ring;
+
+use std::path::Path;
+use std::time::Duration;
+
+use proto::{Note, Proto};
+
+use crate::collect::Sample;
+use crate::collect::linux::procnet::{self, Table};
+
+pub use bpf::Keep;
+pub use capture::{Capture, CaptureError};
+
+/// The note shown when the capture cannot run for lack of privilege.
+pub const NO_CAP_NOTE: &str = "UDP/ICMP bytes unavailable (no CAP_NET_RAW)";
+
+/// How long `account` waits for the capture thread's hand-off.
+const HANDOFF_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Capture + ledger: given a sample's socket list, fills captured bytes in.
+pub struct PacketCounter {
+    keep: Keep,
+    capture: Result<Capture, String>,
+    ledger: attribute::Ledger,
+    drops: u64,
+    drops_rising: u32,
+}
+
+impl PacketCounter {
+    /// Start capturing. Never fails: without CAP_NET_RAW (or AF_PACKET) the counter runs
+    /// empty and says why in every sample's notes.
+    pub fn open(keep: Keep) -> PacketCounter {
+        let capture = Capture::start(keep).map_err(|e| match e {
+            CaptureError::Permission(_) => NO_CAP_NOTE.to_string(),
+            other => format!("UDP/ICMP bytes unavailable ({other})"),
+        });
+        if let Err(msg) = &capture {
+            tracing::warn!("{msg}");
+        }
+        PacketCounter {
+            keep,
+            capture,
+            ledger: attribute::Ledger::default(),
+            drops: 0,
+            drops_rising: 0,
+        }
+    }
+
+    /// True when frames are being captured.
+    pub fn available(&self) -> bool {
+        self.capture.is_ok()
+    }
+
+    /// Raw, ping (ICMP) and SCTP sockets, which sock_diag dumps do not cover here:
+    /// `/proc/net/{raw,raw6,icmp,icmp6}` and `/proc/net/sctp/eps` under `net_dir`
+    /// (owners still to be filled from their inodes).
+    pub fn extra_sockets(net_dir: &Path) -> Vec<crate::collect::SocketSample> {
+        let mut out =
+            procnet::read_sockets(net_dir, &[Table::Raw, Table::Icmp]).unwrap_or_else(|e| {
+                tracing::debug!("reading raw/icmp sockets: {e}");
+                Vec::new()
+            });
+        out.extend(procnet::read_sctp(net_dir));
+        out
+    }
+
+    /// Credit the frames captured since the previous call to `sample.sockets` (owners
+    /// already resolved): fills `sent`/`received` of UDP, ICMP, raw and SCTP sockets (and
+    /// TCP in fallback mode), adds `unexplained`, `closed`, `capture_drops` and notes.
+    pub fn account(&mut self, sample: &mut Sample) {
+        let capture = match &self.capture {
+            Ok(c) => c,
+            Err(msg) => {
+                sample.notes.push(Note::warning(msg.clone()));
+                return;
+            }
+        };
+        let batch = capture.take(HANDOFF_TIMEOUT).unwrap_or_default();
+        let keep = self.keep;
+        let eligible =
+            move |s: &crate::collect::SocketSample| keep == Keep::AllIp || s.proto != Proto::Tcp;
+        let unexplained = self.ledger.account(
+            &mut sample.sockets,
+            &mut sample.closed,
+            batch.flows,
+            eligible,
+        );
+        sample.unexplained.extend(unexplained);
+
+        self.drops += batch.drops;
+        self.drops_rising = if batch.drops > 0 {
+            10
+        } else {
+            self.drops_rising.saturating_sub(1)
+        };
+        sample.capture_drops = sample.capture_drops.max(self.drops);
+        if self.drops_rising > 0 {
+            sample.notes.push(Note::warning(format!(
+                "packet capture is losing frames: {} dropped by the kernel since start",
+                self.drops
+            )));
+        }
+        if let Some(err) = capture.error() {
+            sample
+                .notes
+                .push(Note::warning(format!("packet capture stopped: {err}")));
+        }
+    }
+}

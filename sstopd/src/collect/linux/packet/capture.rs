@@ -1,0 +1,141 @@
+//! The capture thread: drains the ring, parses frames, counts them into a [`Batch`] it
+//! owns alone, and hands the whole batch over when the collector asks (once per tick).
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use proto::Proto;
+use thiserror::Error;
+
+use super::bpf::{self, Keep};
+use super::flows::{self, Batch};
+use super::frame::{self, LinkType};
+use super::ring::{RawFrame, Ring};
+
+/// Poll timeout: how long a stop or hand-off request may wait at most.
+const POLL_MS: i32 = 50;
+
+#[derive(Debug, Error)]
+pub enum CaptureError {
+    #[error("no permission to open an AF_PACKET socket: {0}")]
+    Permission(io::Error),
+    #[error("AF_PACKET capture unavailable: {0}")]
+    Unavailable(io::Error),
+    #[error("cannot start the capture thread: {0}")]
+    Thread(io::Error),
+}
+
+struct Shared {
+    want: AtomicBool,
+    stop: AtomicBool,
+    error: Mutex<Option<String>>,
+}
+
+pub struct Capture {
+    shared: Arc<Shared>,
+    rx: Receiver<Batch>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Capture {
+    /// Open the ring in the calling thread (so permission errors surface here, and the
+    /// socket lives in the caller's network namespace) and start the capture thread.
+    pub fn start(keep: Keep) -> Result<Capture, CaptureError> {
+        let ring = Ring::open(&bpf::program(keep)).map_err(|e| match e.raw_os_error() {
+            Some(libc::EPERM | libc::EACCES) => CaptureError::Permission(e),
+            _ => CaptureError::Unavailable(e),
+        })?;
+        let shared = Arc::new(Shared {
+            want: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            error: Mutex::new(None),
+        });
+        let (tx, rx) = mpsc::channel();
+        let thread_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("sstopd-capture".into())
+            .spawn(move || run(ring, keep, &thread_shared, &tx))
+            .map_err(CaptureError::Thread)?;
+        Ok(Capture {
+            shared,
+            rx,
+            thread: Some(thread),
+        })
+    }
+
+    /// Everything counted since the previous call. Waits up to `timeout` for the thread
+    /// to hand its batch over; a batch that arrives later is merged into the next one.
+    pub fn take(&self, timeout: Duration) -> Option<Batch> {
+        self.shared.want.store(true, Ordering::Release);
+        let mut batch = match self.rx.recv_timeout(timeout) {
+            Ok(b) => b,
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return None,
+        };
+        while let Ok(more) = self.rx.try_recv() {
+            batch.merge(more);
+        }
+        Some(batch)
+    }
+
+    /// Why the capture thread stopped, if it did.
+    pub fn error(&self) -> Option<String> {
+        self.shared.error.lock().ok().and_then(|e| e.clone())
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(mut ring: Ring, keep: Keep, shared: &Shared, tx: &mpsc::Sender<Batch>) {
+    let mut batch = Batch::default();
+    let fail = |msg: String| {
+        tracing::error!("{msg}");
+        if let Ok(mut e) = shared.error.lock() {
+            *e = Some(msg);
+        }
+    };
+    while !shared.stop.load(Ordering::Acquire) {
+        if let Err(e) = ring.wait(POLL_MS) {
+            fail(format!("poll: {e}"));
+            break;
+        }
+        ring.drain(|f| count(&mut batch, keep, f));
+        if shared.want.swap(false, Ordering::AcqRel) {
+            match ring.stats() {
+                Ok((_, drops)) => batch.drops += u64::from(drops),
+                Err(e) => tracing::debug!("PACKET_STATISTICS: {e}"),
+            }
+            if tx.send(std::mem::take(&mut batch)).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// One frame → one flow entry (or a skip).
+fn count(batch: &mut Batch, keep: Keep, f: RawFrame<'_>) {
+    let Some(dir) = flows::direction(f.pkttype, f.hatype) else {
+        return;
+    };
+    let link = LinkType::Cooked {
+        protocol: f.protocol,
+    };
+    match frame::decode(link, f.data, f.wire_len) {
+        // TCP behind IPv6 extension headers passes the kernel filter; main mode has
+        // kernel counters for it.
+        Ok(p) if keep == Keep::NonTcp && p.proto == Proto::Tcp => {}
+        Ok(p) => batch.add(&p, dir),
+        Err(frame::Skip::LaterFragment) => {}
+        Err(_) => batch.skipped += 1,
+    }
+}
