@@ -1,37 +1,34 @@
-//! Samples + time → snapshots. Pure: the caller passes the clock in.
+//! Samples + time → snapshots. Pure apart from the user-name file: the caller passes the
+//! clock in.
 //!
-//! FIRST CUT (scaffolding for the service core): per-socket deltas, EMA rates,
-//! per-process cumulative bytes, totals history, interfaces. The Linux
-//! collector issue completes it (hosts, listen ports, shared split, closed
-//! sockets, gone processes, per-process history, trend).
+//! One tick: processes reported → socket deltas (closed sockets included) → credits split
+//! among owners or the unattributed rows → roll-ups (hosts, listen ports, counts) → rates
+//! and histories → the snapshot, built once and cloned for every caller.
 
 pub mod ema;
+pub mod history;
+pub mod procs;
+pub mod rollup;
+pub mod sockets;
+pub mod users;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use proto::{
-    CollectorInfo, CollectorMode, Connection, Detail, HISTORY_LEN, Interface, Process, RatePoint,
-    Snapshot, Totals, Traffic, Trend,
+    CollectorInfo, CollectorMode, Connection, Detail, Interface, RatePoint, Snapshot, Totals,
+    Traffic,
 };
 
-use crate::collect::{ProcKey, ProcessInfo, Sample, SocketId, SocketSample};
+use self::history::History;
+use self::procs::{Counts, ProcTable};
+use self::rollup::{Rollup, is_open_connection, listen_ports};
+use self::sockets::{SocketTable, record_traffic, split_even};
+use self::users::UserNames;
+use crate::collect::{ProcKey, Sample};
 
-#[derive(Debug, Clone)]
-struct SocketState {
-    last_sent: u64,
-    last_received: u64,
-    first_seen: Duration,
-    traffic: Traffic,
-    sample: SocketSample,
-}
-
-#[derive(Debug, Clone)]
-struct ProcState {
-    info: ProcessInfo,
-    traffic: Traffic,
-    history: Vec<RatePoint>,
-}
+pub use self::sockets::counter_delta;
 
 #[derive(Debug, Clone)]
 struct IfaceState {
@@ -40,39 +37,39 @@ struct IfaceState {
     row: Interface,
 }
 
-/// Counter delta that treats a counter going backwards (reset, reuse) as zero.
-pub fn counter_delta(prev: u64, now: u64) -> u64 {
-    now.saturating_sub(prev)
-}
-
 pub struct Aggregator {
     mode: CollectorMode,
     seq: u64,
     last_time: Option<Duration>,
-    wall_ms: u64,
-    interval: Duration,
-    sockets: HashMap<SocketId, SocketState>,
-    procs: HashMap<ProcKey, ProcState>,
+    sockets: SocketTable,
+    procs: ProcTable,
+    rollup: Rollup,
     ifaces: HashMap<String, IfaceState>,
-    totals: Totals,
-    notes: Vec<proto::Note>,
-    capture_drops: u64,
+    totals: Traffic,
+    totals_history: History,
+    users: UserNames,
+    current: Snapshot,
 }
 
 impl Aggregator {
     pub fn new(mode: CollectorMode) -> Self {
+        Self::with_passwd(mode, "/etc/passwd")
+    }
+
+    /// Like [`Aggregator::new`] with user names read from `passwd` (tests pass a fixture).
+    pub fn with_passwd(mode: CollectorMode, passwd: impl Into<PathBuf>) -> Self {
         Aggregator {
             mode,
             seq: 0,
             last_time: None,
-            wall_ms: 0,
-            interval: Duration::from_secs(1),
-            sockets: HashMap::new(),
-            procs: HashMap::new(),
+            sockets: SocketTable::default(),
+            procs: ProcTable::default(),
+            rollup: Rollup::default(),
             ifaces: HashMap::new(),
-            totals: Totals::default(),
-            notes: Vec::new(),
-            capture_drops: 0,
+            totals: Traffic::default(),
+            totals_history: History::default(),
+            users: UserNames::new(passwd),
+            current: Snapshot::empty(mode),
         }
     }
 
@@ -83,98 +80,110 @@ impl Aggregator {
             .map(|t| now.saturating_sub(t))
             .unwrap_or_default();
         self.last_time = Some(now);
-        if !dt.is_zero() {
-            self.interval = dt;
-        }
         self.seq += 1;
-        self.wall_ms = wall_ms;
-        self.notes = sample.notes.clone();
-        self.capture_drops = sample.capture_drops;
 
-        for info in &sample.processes {
-            self.procs
-                .entry(info.key)
-                .and_modify(|p| p.info = info.clone())
-                .or_insert_with(|| ProcState {
-                    info: info.clone(),
-                    traffic: Traffic::default(),
-                    history: Vec::new(),
-                });
-        }
-
-        let mut proc_delta: HashMap<ProcKey, (u64, u64)> = HashMap::new();
-        let mut total = (0u64, 0u64);
-        let mut seen = HashMap::with_capacity(sample.sockets.len());
-        for sock in sample.sockets {
-            let sent = sock.sent.unwrap_or(0);
-            let received = sock.received.unwrap_or(0);
-            let state = self.sockets.remove(&sock.id);
-            let (d_up, d_down, mut st) = match state {
-                Some(st) => (
-                    counter_delta(st.last_sent, sent),
-                    counter_delta(st.last_received, received),
-                    st,
-                ),
-                // First sight: its past bytes predate us; count from here.
-                None => (
-                    0,
-                    0,
-                    SocketState {
-                        last_sent: sent,
-                        last_received: received,
-                        first_seen: now,
-                        traffic: Traffic::default(),
-                        sample: sock.clone(),
-                    },
-                ),
-            };
-            st.last_sent = sent;
-            st.last_received = received;
-            st.traffic.up_bytes += d_up;
-            st.traffic.down_bytes += d_down;
-            st.traffic.up_bps = ema::update(st.traffic.up_bps, d_up, dt);
-            st.traffic.down_bps = ema::update(st.traffic.down_bps, d_down, dt);
-            total.0 += d_up;
-            total.1 += d_down;
-            if let Some(owner) = sock.owners.first() {
-                let e = proc_delta.entry(*owner).or_default();
-                e.0 += d_up;
-                e.1 += d_down;
+        self.procs.report(sample.processes, now, &mut self.users);
+        let credits = self.sockets.ingest(sample.sockets, sample.closed, now, dt);
+        let mut tick = (0u64, 0u64);
+        for c in credits {
+            tick.0 = tick.0.saturating_add(c.up);
+            tick.1 = tick.1.saturating_add(c.down);
+            if let Some(remote) = c.remote {
+                self.rollup.credit_host(remote.ip(), c.up, c.down, now);
             }
-            st.sample = sock;
-            seen.insert(st.sample.id, st);
+            if c.owners.is_empty() {
+                self.rollup.credit_unattributed(c.proto, c.up, c.down, now);
+                continue;
+            }
+            let n = c.owners.len();
+            for ((owner, up), down) in c
+                .owners
+                .iter()
+                .zip(split_even(c.up, n))
+                .zip(split_even(c.down, n))
+            {
+                self.procs.credit(*owner, up, down, now, &mut self.users);
+            }
         }
-        self.sockets = seen;
-
-        for (key, p) in self.procs.iter_mut() {
-            let (up, down) = proc_delta.get(key).copied().unwrap_or_default();
-            p.traffic.up_bytes += up;
-            p.traffic.down_bytes += down;
-            p.traffic.up_bps = ema::update(p.traffic.up_bps, up, dt);
-            p.traffic.down_bps = ema::update(p.traffic.down_bps, down, dt);
-            push_history(
-                &mut p.history,
-                RatePoint {
-                    up: p.traffic.up_bps as f32,
-                    down: p.traffic.down_bps as f32,
-                },
-            );
+        // The packet step's flows no socket explains (already deltas).
+        for f in sample.unexplained {
+            tick.0 = tick.0.saturating_add(f.sent);
+            tick.1 = tick.1.saturating_add(f.received);
+            if let Some(ip) = f.remote {
+                self.rollup.credit_host(ip, f.sent, f.received, now);
+            }
+            self.rollup
+                .credit_unattributed(f.proto, f.sent, f.received, now);
         }
 
-        let t = &mut self.totals.traffic;
-        t.up_bytes += total.0;
-        t.down_bytes += total.1;
-        t.up_bps = ema::update(t.up_bps, total.0, dt);
-        t.down_bps = ema::update(t.down_bps, total.1, dt);
-        let point = RatePoint {
-            up: t.up_bps as f32,
-            down: t.down_bps as f32,
+        self.procs.set_counts(self.counts());
+        self.procs.finish_tick(now, dt);
+        self.rollup.finish_tick(&self.sockets, &self.procs, now, dt);
+        record_traffic(&mut self.totals, tick.0, tick.1, dt);
+        self.totals_history.push(RatePoint {
+            up: self.totals.up_bps as f32,
+            down: self.totals.down_bps as f32,
+        });
+        self.fold_interfaces(sample.interfaces, sample.default_interface, dt);
+
+        self.current = Snapshot {
+            seq: self.seq,
+            time_ms: wall_ms,
+            interval_ms: if dt.is_zero() {
+                self.current.interval_ms
+            } else {
+                dt.as_millis().min(u128::from(u32::MAX)) as u32
+            },
+            collector: CollectorInfo {
+                mode: self.mode,
+                notes: sample.notes,
+                capture_drops: sample.capture_drops,
+            },
+            interfaces: {
+                let mut rows: Vec<Interface> =
+                    self.ifaces.values().map(|i| i.row.clone()).collect();
+                rows.sort_by(|a, b| a.name.cmp(&b.name));
+                rows
+            },
+            totals: Totals {
+                traffic: self.totals,
+                history: self.totals_history.to_vec(),
+            },
+            processes: self.procs.rows(),
+            unattributed: self.rollup.unattributed(),
+            remote_hosts: self.rollup.hosts(),
+            listen_ports: listen_ports(&self.sockets, &self.procs),
         };
-        push_history(&mut self.totals.history, point);
+    }
 
-        let default = sample.default_interface.clone();
-        let mut ifaces = HashMap::new();
-        for i in sample.interfaces {
+    fn counts(&self) -> HashMap<ProcKey, Counts> {
+        let mut counts: HashMap<ProcKey, Counts> = HashMap::new();
+        for st in self.sockets.iter() {
+            let s = &st.sample;
+            for owner in &s.owners {
+                let c = counts.entry(*owner).or_default();
+                if s.is_listening() {
+                    c.listening += 1;
+                } else if is_open_connection(s) {
+                    c.connections += 1;
+                }
+                if s.owners.len() > 1 {
+                    c.shared += 1;
+                }
+            }
+        }
+        counts
+    }
+
+    fn fold_interfaces(
+        &mut self,
+        samples: Vec<crate::collect::IfaceSample>,
+        default: Option<String>,
+        dt: Duration,
+    ) {
+        // Rebuilt each tick: interfaces that vanished are gone, new ones start at zero rate.
+        let mut next = HashMap::with_capacity(samples.len());
+        for i in samples {
             let mut st = self.ifaces.remove(&i.name).unwrap_or(IfaceState {
                 last_rx: i.rx_bytes,
                 last_tx: i.tx_bytes,
@@ -198,76 +207,37 @@ impl Aggregator {
             st.row.tx_bytes = i.tx_bytes;
             st.row.rx_bps = ema::update(st.row.rx_bps, d_rx, dt);
             st.row.tx_bps = ema::update(st.row.tx_bps, d_tx, dt);
-            ifaces.insert(i.name, st);
+            next.insert(i.name, st);
         }
-        self.ifaces = ifaces;
+        self.ifaces = next;
     }
 
+    /// The latest snapshot (built once per ingest).
     pub fn snapshot(&self) -> Snapshot {
-        let mut processes: Vec<Process> = self
-            .procs
-            .values()
-            .map(|p| Process {
-                pid: p.info.key.pid,
-                ppid: p.info.ppid,
-                start_time: p.info.key.start_time,
-                uid: p.info.uid,
-                user: String::new(),
-                name: p.info.name.clone(),
-                cmdline: p.info.cmdline.clone(),
-                traffic: p.traffic,
-                connections: 0,
-                listening: 0,
-                shared: 0,
-                alive: p.info.alive,
-                trend: Trend::Steady,
-                history: if p.history.iter().all(|r| r.up == 0.0 && r.down == 0.0) {
-                    Vec::new()
-                } else {
-                    p.history.clone()
-                },
-            })
-            .collect();
-        processes.sort_by_key(|p| p.pid);
-        let mut interfaces: Vec<Interface> = self.ifaces.values().map(|i| i.row.clone()).collect();
-        interfaces.sort_by(|a, b| a.name.cmp(&b.name));
-        Snapshot {
-            seq: self.seq,
-            time_ms: self.wall_ms,
-            interval_ms: self.interval.as_millis().min(u128::from(u32::MAX)) as u32,
-            collector: CollectorInfo {
-                mode: self.mode,
-                notes: self.notes.clone(),
-                capture_drops: self.capture_drops,
-            },
-            interfaces,
-            totals: self.totals.clone(),
-            processes,
-            unattributed: Vec::new(),
-            remote_hosts: Vec::new(),
-            listen_ports: Vec::new(),
-        }
+        self.current.clone()
     }
 
-    /// Connections of one process, for the viewer that asked.
+    /// Connections of one process, for the viewer that asked. Each row carries this
+    /// owner's share of a shared socket.
     pub fn detail(&self, pid: u32) -> Option<Detail> {
-        let key = self.procs.keys().find(|k| k.pid == pid)?;
+        let key = self.procs.key_for_pid(pid)?;
+        let now = self.last_time.unwrap_or_default();
         let connections = self
             .sockets
-            .values()
-            .filter(|s| s.sample.owners.contains(key))
-            .map(|s| Connection {
-                proto: s.sample.proto,
-                local: s.sample.local,
-                remote: s.sample.remote,
-                state: s.sample.state,
-                age_ms: self
-                    .last_time
-                    .unwrap_or_default()
-                    .saturating_sub(s.first_seen)
-                    .as_millis() as u64,
-                traffic: s.traffic,
-                owners: s.sample.owners.len().min(usize::from(u16::MAX)) as u16,
+            .iter()
+            .filter_map(|st| {
+                let s = &st.sample;
+                let idx = s.owners.iter().position(|o| *o == key)?;
+                let n = s.owners.len();
+                Some(Connection {
+                    proto: s.proto,
+                    local: s.local,
+                    remote: s.remote,
+                    state: s.state,
+                    age_ms: now.saturating_sub(st.first_seen).as_millis() as u64,
+                    traffic: share(&st.traffic, idx, n),
+                    owners: n.min(usize::from(u16::MAX)) as u16,
+                })
             })
             .collect();
         Some(Detail {
@@ -278,9 +248,16 @@ impl Aggregator {
     }
 }
 
-fn push_history(history: &mut Vec<RatePoint>, point: RatePoint) {
-    if history.len() == HISTORY_LEN {
-        history.remove(0);
+/// Owner `idx` of `n`'s part of a socket's traffic (remainder of bytes to the first).
+fn share(t: &Traffic, idx: usize, n: usize) -> Traffic {
+    let nth = |v: u64| split_even(v, n).nth(idx).unwrap_or(0);
+    Traffic {
+        up_bps: t.up_bps / n as f64,
+        down_bps: t.down_bps / n as f64,
+        up_bytes: nth(t.up_bytes),
+        down_bytes: nth(t.down_bytes),
     }
-    history.push(point);
 }
+
+#[cfg(test)]
+mod tests;

@@ -160,7 +160,20 @@ pub enum CollectorChoice {
 pub fn open(choice: CollectorChoice) -> Result<Box<dyn Collector>, CollectError> {
     match choice {
         CollectorChoice::Synthetic => Ok(Box::new(synthetic::SyntheticCollector::new(200, 4))),
-        // (in progress) the Linux collector issue wires netlink/packet here.
+        #[cfg(target_os = "linux")]
+        CollectorChoice::Auto | CollectorChoice::Netlink => open_netlink(),
+        // (packet engineer) `CollectorChoice::Packet`, and Auto falling back to it.
         other => Err(CollectError::Unavailable(format!("collector {other:?}"))),
+    }
+}
+
+/// The netlink-mode collector; on failure the error names the fallback to use.
+#[cfg(target_os = "linux")]
+fn open_netlink() -> Result<Box<dyn Collector>, CollectError> {
+    match linux::LinuxCollector::open() {
+        Ok(c) => Ok(Box::new(c)),
+        Err(e) => Err(CollectError::Unavailable(format!(
+            "netlink collector ({e}); the packet collector (--collector packet: /proc/net + AF_PACKET) is the fallback"
+        ))),
     }
 }

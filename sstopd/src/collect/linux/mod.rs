@@ -1,9 +1,14 @@
 //! Linux collectors: sock_diag netlink (main mode) or /proc/net + AF_PACKET (fallback).
 
+pub mod attribution;
+pub mod collector;
 pub mod destroy;
 pub mod ifaces;
+pub mod kernel;
 pub mod netlink;
 pub mod packet;
 pub mod procmap;
 pub mod procnet;
 pub mod tracepoint;
+
+pub use collector::LinuxCollector;

@@ -1,0 +1,170 @@
+//! Per-socket state between samples: cumulative counters → deltas, including the final
+//! deltas of sockets that closed and sockets born and gone between two samples.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use proto::{Proto, Traffic};
+
+use super::ema;
+use crate::collect::{ClosedSocket, ProcKey, SocketId, SocketSample};
+
+/// Counter delta that treats a counter going backwards (reset, reuse) as zero.
+pub fn counter_delta(prev: u64, now: u64) -> u64 {
+    now.saturating_sub(prev)
+}
+
+/// Split `total` evenly among `n` owners; the remainder goes to the first so the parts sum
+/// exactly to `total`.
+pub fn split_even(total: u64, n: usize) -> impl Iterator<Item = u64> {
+    let n = n.max(1) as u64;
+    let part = total / n;
+    let rest = total % n;
+    (0..n).map(move |i| if i == 0 { part + rest } else { part })
+}
+
+#[derive(Debug, Clone)]
+pub struct SocketState {
+    last_sent: Option<u64>,
+    last_received: Option<u64>,
+    pub first_seen: Duration,
+    /// Rates and bytes counted since the socket was first seen (all owners together).
+    pub traffic: Traffic,
+    pub sample: SocketSample,
+}
+
+/// Bytes that moved over one socket since the previous sample, to be credited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credit {
+    pub proto: Proto,
+    pub remote: Option<SocketAddr>,
+    pub owners: Vec<ProcKey>,
+    pub up: u64,
+    pub down: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct SocketTable {
+    sockets: HashMap<SocketId, SocketState>,
+    primed: bool,
+}
+
+impl SocketTable {
+    pub fn get(&self, id: SocketId) -> Option<&SocketState> {
+        self.sockets.get(&id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &SocketState> {
+        self.sockets.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.sockets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sockets.is_empty()
+    }
+
+    /// Fold one sample's sockets and closed sockets; returns the non-zero credits.
+    ///
+    /// A socket first seen in a later sample was born since the previous one (every dump
+    /// lists every socket), so all its bytes are new and counted; in the very first
+    /// sample they predate us and only set the baseline. A socket missing from `sockets`
+    /// is forgotten (its last bytes come through `closed` when the kernel reported them).
+    pub fn ingest(
+        &mut self,
+        sockets: Vec<SocketSample>,
+        closed: Vec<ClosedSocket>,
+        now: Duration,
+        dt: Duration,
+    ) -> Vec<Credit> {
+        let mut credits = Vec::new();
+        let mut next = HashMap::with_capacity(sockets.len());
+        for sock in sockets {
+            let prev = self.sockets.remove(&sock.id);
+            let (mut st, count_all) = match prev {
+                Some(st) => (st, false),
+                None => (
+                    SocketState {
+                        last_sent: None,
+                        last_received: None,
+                        first_seen: now,
+                        traffic: Traffic::default(),
+                        sample: sock.clone(),
+                    },
+                    self.primed,
+                ),
+            };
+            let up = advance(&mut st.last_sent, sock.sent, count_all);
+            let down = advance(&mut st.last_received, sock.received, count_all);
+            st.sample = sock;
+            record(&mut st.traffic, up, down, dt);
+            if up > 0 || down > 0 {
+                credits.push(Credit {
+                    proto: st.sample.proto,
+                    remote: st.sample.remote,
+                    owners: st.sample.owners.clone(),
+                    up,
+                    down,
+                });
+            }
+            next.insert(st.sample.id, st);
+        }
+        for c in closed {
+            // Also listed in this very dump (destroyed right after it) or in an earlier one:
+            // only what moved since; never seen: everything.
+            let prev = next.remove(&c.id).or_else(|| self.sockets.remove(&c.id));
+            let (up, down, known_owners) = match prev {
+                Some(mut st) => (
+                    advance(&mut st.last_sent, Some(c.sent), true),
+                    advance(&mut st.last_received, Some(c.received), true),
+                    st.sample.owners,
+                ),
+                None => (c.sent, c.received, Vec::new()),
+            };
+            if up > 0 || down > 0 {
+                credits.push(Credit {
+                    proto: c.proto,
+                    remote: c.remote,
+                    owners: if c.owners.is_empty() {
+                        known_owners
+                    } else {
+                        c.owners
+                    },
+                    up,
+                    down,
+                });
+            }
+        }
+        self.sockets = next;
+        self.primed = true;
+        credits
+    }
+}
+
+/// Move a cumulative counter forward; returns the delta. `None` (not measurable this time,
+/// e.g. a TIME-WAIT socket) keeps the old value and counts nothing.
+fn advance(last: &mut Option<u64>, now: Option<u64>, count_from_zero: bool) -> u64 {
+    let Some(now) = now else { return 0 };
+    let delta = match *last {
+        Some(prev) => counter_delta(prev, now),
+        None if count_from_zero => now,
+        None => 0,
+    };
+    *last = Some(now);
+    delta
+}
+
+fn record(t: &mut Traffic, up: u64, down: u64, dt: Duration) {
+    t.up_bytes = t.up_bytes.saturating_add(up);
+    t.down_bytes = t.down_bytes.saturating_add(down);
+    t.up_bps = ema::update(t.up_bps, up, dt);
+    t.down_bps = ema::update(t.down_bps, down, dt);
+}
+
+/// Fold a delta into a row's traffic (bytes and EMA rates).
+pub fn record_traffic(t: &mut Traffic, up: u64, down: u64, dt: Duration) {
+    record(t, up, down, dt);
+}

@@ -1,0 +1,547 @@
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use proto::{Proto, TcpState};
+
+use super::*;
+use crate::collect::{ClosedSocket, IfaceSample, ProcessInfo, SocketSample, UnexplainedFlow};
+
+fn key(pid: u32, start: u64) -> ProcKey {
+    ProcKey {
+        pid,
+        start_time: start,
+    }
+}
+
+fn proc_info(k: ProcKey, name: &str) -> ProcessInfo {
+    ProcessInfo {
+        key: k,
+        ppid: 1,
+        uid: 0,
+        comm: name.as_bytes().to_vec(),
+        name: name.into(),
+        cmdline: name.into(),
+        alive: true,
+    }
+}
+
+fn addr(last: u8, port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, last)), port)
+}
+
+fn tcp(id: u64, owners: &[ProcKey], sent: u64, received: u64) -> SocketSample {
+    SocketSample {
+        id,
+        proto: Proto::Tcp,
+        local: addr(1, 40000 + id as u16),
+        remote: Some(addr(7, 443)),
+        state: Some(TcpState::Established),
+        uid: 0,
+        inode: id,
+        owners: owners.to_vec(),
+        sent: Some(sent),
+        received: Some(received),
+    }
+}
+
+fn sample(procs: &[(ProcKey, &str)], sockets: Vec<SocketSample>) -> Sample {
+    Sample {
+        sockets,
+        processes: procs.iter().map(|(k, n)| proc_info(*k, n)).collect(),
+        ..Sample::default()
+    }
+}
+
+fn agg() -> Aggregator {
+    Aggregator::with_passwd(CollectorMode::Netlink, "/nonexistent/passwd")
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn row(snap: &Snapshot, k: ProcKey) -> &proto::Process {
+    snap.processes
+        .iter()
+        .find(|p| p.pid == k.pid && p.start_time == k.start_time)
+        .unwrap()
+}
+
+/// Totals must equal processes + unattributed, byte for byte.
+fn assert_sums(snap: &Snapshot) {
+    let up: u64 = snap
+        .processes
+        .iter()
+        .map(|p| p.traffic.up_bytes)
+        .sum::<u64>()
+        + snap
+            .unattributed
+            .iter()
+            .map(|u| u.traffic.up_bytes)
+            .sum::<u64>();
+    let down: u64 = snap
+        .processes
+        .iter()
+        .map(|p| p.traffic.down_bytes)
+        .sum::<u64>()
+        + snap
+            .unattributed
+            .iter()
+            .map(|u| u.traffic.down_bytes)
+            .sum::<u64>();
+    assert_eq!(
+        (up, down),
+        (snap.totals.traffic.up_bytes, snap.totals.traffic.down_bytes)
+    );
+}
+
+#[test]
+fn first_sample_is_a_baseline_then_deltas() {
+    let a = key(10, 1);
+    let mut g = agg();
+    g.ingest(
+        sample(&[(a, "a")], vec![tcp(1, &[a], 5000, 7000)]),
+        secs(0),
+        0,
+    );
+    assert_eq!(row(&g.snapshot(), a).traffic.up_bytes, 0);
+    g.ingest(
+        sample(&[(a, "a")], vec![tcp(1, &[a], 6000, 9000)]),
+        secs(1),
+        1000,
+    );
+    let s = g.snapshot();
+    assert_eq!(
+        (row(&s, a).traffic.up_bytes, row(&s, a).traffic.down_bytes),
+        (1000, 2000)
+    );
+    // One 1 s sample at α 0.3 from zero.
+    assert!((row(&s, a).traffic.up_bps - 300.0).abs() < 1e-6);
+    assert_sums(&s);
+}
+
+#[test]
+fn counter_going_backwards_is_a_zero_delta_not_a_huge_one() {
+    let a = key(10, 1);
+    let mut g = agg();
+    g.ingest(
+        sample(&[(a, "a")], vec![tcp(1, &[a], 5000, 5000)]),
+        secs(0),
+        0,
+    );
+    g.ingest(
+        sample(&[(a, "a")], vec![tcp(1, &[a], 100, 100)]),
+        secs(1),
+        0,
+    );
+    let s = g.snapshot();
+    assert_eq!(row(&s, a).traffic.up_bytes, 0);
+    // Counting resumes from the new value.
+    g.ingest(
+        sample(&[(a, "a")], vec![tcp(1, &[a], 600, 100)]),
+        secs(2),
+        0,
+    );
+    assert_eq!(row(&g.snapshot(), a).traffic.up_bytes, 500);
+    assert_eq!(counter_delta(u64::MAX, 3), 0);
+}
+
+#[test]
+fn b25_cumulative_bytes_pass_4_gib_without_wrapping() {
+    let a = key(10, 1);
+    let mut g = agg();
+    g.ingest(sample(&[(a, "a")], vec![tcp(1, &[a], 0, 0)]), secs(0), 0);
+    g.ingest(
+        sample(&[(a, "a")], vec![tcp(1, &[a], 5_368_709_120, 0)]),
+        secs(1),
+        0,
+    );
+    assert_eq!(row(&g.snapshot(), a).traffic.up_bytes, 5_368_709_120);
+}
+
+#[test]
+fn a_socket_born_between_samples_counts_all_its_bytes() {
+    let a = key(10, 1);
+    let mut g = agg();
+    g.ingest(sample(&[(a, "a")], vec![]), secs(0), 0);
+    g.ingest(
+        sample(&[(a, "a")], vec![tcp(2, &[a], 4096, 512)]),
+        secs(1),
+        0,
+    );
+    let s = g.snapshot();
+    assert_eq!(
+        (row(&s, a).traffic.up_bytes, row(&s, a).traffic.down_bytes),
+        (4096, 512)
+    );
+}
+
+#[test]
+fn two_owners_split_exactly_with_the_remainder_to_the_first() {
+    let (p, c) = (key(10, 1), key(11, 2));
+    let mut g = agg();
+    g.ingest(
+        sample(&[(p, "parent"), (c, "child")], vec![tcp(1, &[p, c], 0, 0)]),
+        secs(0),
+        0,
+    );
+    g.ingest(
+        sample(
+            &[(p, "parent"), (c, "child")],
+            vec![tcp(1, &[p, c], 1001, 7)],
+        ),
+        secs(1),
+        0,
+    );
+    let s = g.snapshot();
+    assert_eq!(row(&s, p).traffic.up_bytes, 501);
+    assert_eq!(row(&s, c).traffic.up_bytes, 500);
+    assert_eq!(
+        row(&s, p).traffic.down_bytes + row(&s, c).traffic.down_bytes,
+        7
+    );
+    assert_eq!((row(&s, p).shared, row(&s, c).shared), (1, 1));
+    assert_eq!(s.totals.traffic.up_bytes, 1001);
+    assert_sums(&s);
+    let d = g.detail(11).unwrap();
+    assert_eq!(d.connections.len(), 1);
+    assert_eq!(d.connections[0].owners, 2);
+    assert_eq!(d.connections[0].traffic.up_bytes, 500);
+}
+
+#[test]
+fn a_socket_moving_between_owners_credits_each_for_its_time() {
+    let (a, b) = (key(10, 1), key(20, 2));
+    let procs = [(a, "a"), (b, "b")];
+    let mut g = agg();
+    g.ingest(sample(&procs, vec![tcp(1, &[a], 0, 0)]), secs(0), 0);
+    g.ingest(sample(&procs, vec![tcp(1, &[a], 300, 0)]), secs(1), 0);
+    g.ingest(sample(&procs, vec![tcp(1, &[b], 1000, 0)]), secs(2), 0);
+    let s = g.snapshot();
+    assert_eq!(row(&s, a).traffic.up_bytes, 300);
+    assert_eq!(row(&s, b).traffic.up_bytes, 700);
+    assert_eq!((row(&s, a).connections, row(&s, b).connections), (0, 1));
+    assert_sums(&s);
+}
+
+#[test]
+fn a_reused_pid_with_a_new_start_time_is_a_new_process() {
+    let (old, new) = (key(10, 1), key(10, 99));
+    let mut g = agg();
+    g.ingest(
+        sample(&[(old, "old")], vec![tcp(1, &[old], 0, 0)]),
+        secs(0),
+        0,
+    );
+    g.ingest(
+        sample(&[(old, "old")], vec![tcp(1, &[old], 100, 0)]),
+        secs(1),
+        0,
+    );
+    g.ingest(
+        sample(&[(new, "new")], vec![tcp(2, &[new], 40, 0)]),
+        secs(2),
+        0,
+    );
+    let s = g.snapshot();
+    let (o, n) = (row(&s, old), row(&s, new));
+    assert_eq!(
+        (o.name.as_str(), o.traffic.up_bytes, o.alive),
+        ("old", 100, false)
+    );
+    assert_eq!(
+        (n.name.as_str(), n.traffic.up_bytes, n.alive),
+        ("new", 40, true)
+    );
+    assert_eq!(g.detail(10).unwrap().start_time, 99);
+}
+
+#[test]
+fn closed_sockets_are_credited_final_deltas_or_all_bytes_when_never_seen() {
+    let a = key(10, 1);
+    let mut g = agg();
+    g.ingest(
+        sample(&[(a, "a")], vec![tcp(1, &[a], 100, 100)]),
+        secs(0),
+        0,
+    );
+    let mut s = sample(&[(a, "a")], vec![]);
+    s.closed = vec![
+        // Seen before: owners taken from the earlier dump, only the bytes since.
+        ClosedSocket {
+            id: 1,
+            proto: Proto::Tcp,
+            local: addr(1, 40001),
+            remote: Some(addr(7, 443)),
+            sent: 250,
+            received: 100,
+            owners: vec![],
+        },
+        // Opened and closed between samples, owner named by the collector.
+        ClosedSocket {
+            id: 2,
+            proto: Proto::Tcp,
+            local: addr(1, 40002),
+            remote: Some(addr(7, 443)),
+            sent: 3000,
+            received: 40,
+            owners: vec![a],
+        },
+        // Nobody known: the unattributed TCP row, never dropped.
+        ClosedSocket {
+            id: 3,
+            proto: Proto::Tcp,
+            local: addr(1, 40003),
+            remote: Some(addr(8, 80)),
+            sent: 9,
+            received: 1,
+            owners: vec![],
+        },
+    ];
+    g.ingest(s, secs(1), 0);
+    let snap = g.snapshot();
+    assert_eq!(row(&snap, a).traffic.up_bytes, 150 + 3000);
+    assert_eq!(row(&snap, a).traffic.down_bytes, 40);
+    let tcp_row = snap
+        .unattributed
+        .iter()
+        .find(|u| u.proto == Proto::Tcp)
+        .unwrap();
+    assert_eq!(
+        (tcp_row.traffic.up_bytes, tcp_row.traffic.down_bytes),
+        (9, 1)
+    );
+    assert_sums(&snap);
+    let host = snap
+        .remote_hosts
+        .iter()
+        .find(|h| h.addr == addr(7, 0).ip())
+        .unwrap();
+    assert_eq!(host.traffic.up_bytes, 3150);
+}
+
+#[test]
+fn a_socket_in_the_dump_and_closed_right_after_is_not_counted_twice() {
+    let a = key(10, 1);
+    let mut g = agg();
+    g.ingest(sample(&[(a, "a")], vec![]), secs(0), 0);
+    let mut s = sample(&[(a, "a")], vec![tcp(5, &[a], 1000, 0)]);
+    s.closed = vec![ClosedSocket {
+        id: 5,
+        proto: Proto::Tcp,
+        local: addr(1, 40005),
+        remote: Some(addr(7, 443)),
+        sent: 1200,
+        received: 0,
+        owners: vec![a],
+    }];
+    g.ingest(s, secs(1), 0);
+    assert_eq!(row(&g.snapshot(), a).traffic.up_bytes, 1200);
+    // A TIME-WAIT leftover with the same cookie and no counters adds nothing.
+    let mut tw = tcp(5, &[], 0, 0);
+    tw.state = Some(TcpState::TimeWait);
+    tw.sent = None;
+    tw.received = None;
+    g.ingest(sample(&[(a, "a")], vec![tw]), secs(2), 0);
+    let snap = g.snapshot();
+    assert_eq!(snap.totals.traffic.up_bytes, 1200);
+    assert!(snap.unattributed.iter().all(|u| u.connections == 0));
+}
+
+#[test]
+fn gone_processes_stay_visible_for_a_while_then_drop() {
+    let a = key(10, 1);
+    let mut g = agg();
+    g.ingest(sample(&[(a, "a")], vec![tcp(1, &[a], 0, 0)]), secs(0), 0);
+    g.ingest(sample(&[(a, "a")], vec![tcp(1, &[a], 10, 0)]), secs(1), 0);
+    let mut gone = proc_info(a, "a");
+    gone.alive = false;
+    let mut s = Sample::default();
+    s.processes.push(gone);
+    g.ingest(s, secs(2), 0);
+    let r = row(&g.snapshot(), a).clone();
+    assert!(!r.alive);
+    assert_eq!(r.traffic.up_bytes, 10);
+    g.ingest(Sample::default(), secs(30), 0);
+    assert!(g.snapshot().processes.iter().any(|p| p.pid == 10));
+    g.ingest(Sample::default(), secs(63), 0);
+    assert!(g.snapshot().processes.is_empty());
+    // Totals keep the history of bytes.
+    assert_eq!(g.snapshot().totals.traffic.up_bytes, 10);
+}
+
+#[test]
+fn idle_processes_have_an_empty_sparkline_busy_ones_a_full_history() {
+    let (busy, idle) = (key(10, 1), key(11, 1));
+    let procs = [(busy, "busy"), (idle, "idle")];
+    let mut g = agg();
+    for t in 0..70u64 {
+        g.ingest(
+            sample(
+                &procs,
+                vec![tcp(1, &[busy], t * 1000, 0), tcp(2, &[idle], 5, 5)],
+            ),
+            secs(t),
+            0,
+        );
+    }
+    let s = g.snapshot();
+    assert_eq!(row(&s, busy).history.len(), proto::HISTORY_LEN);
+    assert!(row(&s, idle).history.is_empty());
+    assert_eq!(s.totals.history.len(), proto::HISTORY_LEN);
+}
+
+#[test]
+fn ema_over_irregular_intervals_matches_the_normalized_alpha() {
+    let a = key(10, 1);
+    let mut g = agg();
+    g.ingest(
+        sample(&[(a, "a")], vec![tcp(1, &[a], 0, 0)]),
+        Duration::ZERO,
+        0,
+    );
+    // 2 s at 1000 B/s then 0.5 s at 1000 B/s.
+    g.ingest(
+        sample(&[(a, "a")], vec![tcp(1, &[a], 2000, 0)]),
+        Duration::from_millis(2000),
+        0,
+    );
+    g.ingest(
+        sample(&[(a, "a")], vec![tcp(1, &[a], 2500, 0)]),
+        Duration::from_millis(2500),
+        0,
+    );
+    let r1 = 1000.0 * (1.0 - 0.7f64.powf(2.0));
+    let r2 = r1 + (1.0 - 0.7f64.powf(0.5)) * (1000.0 - r1);
+    let got = row(&g.snapshot(), a).traffic.up_bps;
+    assert!((got - r2).abs() < 1e-6, "{got} vs {r2}");
+    assert_eq!(g.snapshot().interval_ms, 500);
+}
+
+#[test]
+fn hosts_listen_ports_counts_and_unexplained_flows() {
+    let (web, cli) = (key(10, 1), key(20, 1));
+    let procs = [(web, "web"), (cli, "client")];
+    let mut listen = tcp(1, &[web], 0, 0);
+    listen.state = Some(TcpState::Listen);
+    listen.remote = None;
+    listen.local = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080);
+    let mut udp = tcp(2, &[], 0, 0);
+    udp.proto = Proto::Udp;
+    udp.state = None;
+    udp.remote = None;
+    udp.local = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5353);
+    udp.sent = None;
+    udp.received = None;
+    let mut c2 = tcp(4, &[cli], 0, 0);
+    c2.remote = Some(addr(7, 8443));
+    let mut g = agg();
+    g.ingest(
+        sample(
+            &procs,
+            vec![
+                listen.clone(),
+                udp.clone(),
+                tcp(3, &[cli], 0, 0),
+                c2.clone(),
+            ],
+        ),
+        secs(0),
+        0,
+    );
+    let mut s = sample(&procs, vec![listen, udp, tcp(3, &[cli], 100, 200), c2]);
+    s.unexplained.push(UnexplainedFlow {
+        proto: Proto::Icmp,
+        remote: Some(addr(9, 0).ip()),
+        sent: 64,
+        received: 64,
+    });
+    s.interfaces.push(IfaceSample {
+        name: "eth0".into(),
+        is_up: true,
+        rx_bytes: 1,
+        tx_bytes: 2,
+    });
+    s.default_interface = Some("eth0".into());
+    g.ingest(s, secs(1), 0);
+    let snap = g.snapshot();
+    assert_eq!(row(&snap, web).listening, 1);
+    assert_eq!(row(&snap, cli).connections, 2);
+    let ports: Vec<(Proto, u16, u32, &str)> = snap
+        .listen_ports
+        .iter()
+        .map(|l| (l.proto, l.port, l.pid, l.name.as_str()))
+        .collect();
+    assert_eq!(
+        ports,
+        vec![(Proto::Udp, 5353, 0, ""), (Proto::Tcp, 8080, 10, "web")]
+    );
+    let host = snap
+        .remote_hosts
+        .iter()
+        .find(|h| h.addr == addr(7, 0).ip())
+        .unwrap();
+    assert_eq!((host.connections, host.ports.clone()), (2, vec![443, 8443]));
+    assert_eq!(host.processes, vec!["client".to_string()]);
+    assert_eq!((host.traffic.up_bytes, host.traffic.down_bytes), (100, 200));
+    let icmp = snap
+        .unattributed
+        .iter()
+        .find(|u| u.proto == Proto::Icmp)
+        .unwrap();
+    assert_eq!(icmp.traffic.up_bytes, 64);
+    assert_eq!(snap.totals.traffic.up_bytes, 164);
+    assert_sums(&snap);
+    assert!(snap.interfaces[0].is_default);
+    // The interface vanished: its row goes too.
+    g.ingest(Sample::default(), secs(2), 0);
+    assert!(g.snapshot().interfaces.is_empty());
+}
+
+#[test]
+fn bytes_for_an_undescribed_owner_still_add_up() {
+    let ghost = key(77, 3);
+    let mut g = agg();
+    g.ingest(
+        Sample {
+            sockets: vec![tcp(1, &[ghost], 0, 0)],
+            ..Sample::default()
+        },
+        secs(0),
+        0,
+    );
+    g.ingest(
+        Sample {
+            sockets: vec![tcp(1, &[ghost], 10, 0)],
+            ..Sample::default()
+        },
+        secs(1),
+        0,
+    );
+    let s = g.snapshot();
+    assert_eq!(row(&s, ghost).name, "pid 77");
+    assert_sums(&s);
+}
+
+#[test]
+fn user_names_come_from_passwd() {
+    let dir = tempfile::tempdir().unwrap();
+    let passwd = dir.path().join("passwd");
+    std::fs::write(&passwd, "root:x:0:0::/:\n").unwrap();
+    let mut g = Aggregator::with_passwd(CollectorMode::Netlink, &passwd);
+    let a = key(10, 1);
+    let mut info = proc_info(a, "a");
+    info.uid = 0;
+    let mut other = proc_info(key(11, 1), "b");
+    other.uid = 4242;
+    g.ingest(
+        Sample {
+            processes: vec![info, other],
+            ..Sample::default()
+        },
+        secs(0),
+        0,
+    );
+    let s = g.snapshot();
+    assert_eq!(s.processes[0].user, "root");
+    assert_eq!(s.processes[1].user, "4242");
+}

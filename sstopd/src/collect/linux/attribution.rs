@@ -1,0 +1,247 @@
+//! Second sources of owners for sockets /proc cannot name: the cookie → owner cache of
+//! earlier dumps, the owner of the listening socket on a local port (passive side), and
+//! connect-time tracing by 4-tuple (active side).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use proto::Proto;
+
+use crate::collect::{ProcKey, SocketSample};
+
+/// How long a connect-time record waits for its socket to be seen or closed.
+pub const CONNECT_TTL: Duration = Duration::from_secs(30);
+
+/// A process named at connect time (it may be gone by the time its bytes arrive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectSeen {
+    pub key: ProcKey,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// Monotonic time the record was taken (collector clock).
+    pub at: Duration,
+}
+
+#[derive(Default)]
+pub struct Attribution {
+    /// cookie → owners, from the current and the previous dump (destroy events can trail
+    /// the dump that last listed the socket).
+    cookies: HashMap<u64, Vec<ProcKey>>,
+    prev_cookies: HashMap<u64, Vec<ProcKey>>,
+    /// (proto, local port) → owners of a listener, current and previous dump.
+    listeners: HashMap<(Proto, u16), Vec<ProcKey>>,
+    prev_listeners: HashMap<(Proto, u16), Vec<ProcKey>>,
+    /// Exact 4-tuple → connector.
+    connects: HashMap<(SocketAddr, SocketAddr), ConnectSeen>,
+    /// Connects seen before the local port was chosen (the tracepoint fires at SYN-SENT,
+    /// before `inet_hash_connect`): remote → latest connector.
+    by_remote: HashMap<SocketAddr, ConnectSeen>,
+}
+
+impl Attribution {
+    /// Remember owners of this dump's sockets (call after /proc owners were filled in).
+    pub fn learn_dump(&mut self, sockets: &[SocketSample]) {
+        self.prev_cookies = std::mem::take(&mut self.cookies);
+        self.prev_listeners = std::mem::take(&mut self.listeners);
+        for s in sockets {
+            if s.owners.is_empty() {
+                continue;
+            }
+            self.cookies.insert(s.id, s.owners.clone());
+            if s.is_listening() {
+                self.listeners
+                    .insert((s.proto, s.local.port()), s.owners.clone());
+            }
+        }
+    }
+
+    /// Owners found for one socket after [`Attribution::learn_dump`] (by a fallback).
+    pub fn learn_owners(&mut self, cookie: u64, owners: &[ProcKey]) {
+        if !owners.is_empty() {
+            self.cookies.insert(cookie, owners.to_vec());
+        }
+    }
+
+    pub fn learn_connect(&mut self, seen: ConnectSeen) {
+        if seen.local.port() == 0 {
+            self.by_remote.insert(seen.remote, seen);
+        } else {
+            self.connects.insert((seen.local, seen.remote), seen);
+        }
+    }
+
+    /// Drop connect records older than [`CONNECT_TTL`].
+    pub fn expire(&mut self, now: Duration) {
+        self.connects
+            .retain(|_, c| now.saturating_sub(c.at) < CONNECT_TTL);
+        self.by_remote
+            .retain(|_, c| now.saturating_sub(c.at) < CONNECT_TTL);
+    }
+
+    /// Owners from an earlier dump.
+    pub fn by_cookie(&self, cookie: u64) -> Option<&[ProcKey]> {
+        self.cookies
+            .get(&cookie)
+            .or_else(|| self.prev_cookies.get(&cookie))
+            .map(Vec::as_slice)
+    }
+
+    /// Owners for a socket /proc could not name: listener on its local port (passive),
+    /// else the connector of its 4-tuple (active), else the latest connector to its
+    /// remote whose local port was not known yet.
+    pub fn fallback(
+        &self,
+        proto: Proto,
+        local: SocketAddr,
+        remote: Option<SocketAddr>,
+    ) -> Vec<ProcKey> {
+        let key = (proto, local.port());
+        if let Some(owners) = self
+            .listeners
+            .get(&key)
+            .or_else(|| self.prev_listeners.get(&key))
+        {
+            return owners.clone();
+        }
+        let Some(remote) = remote else {
+            return Vec::new();
+        };
+        if proto != Proto::Tcp {
+            return Vec::new();
+        }
+        if let Some(c) = self.connects.get(&(local, remote)) {
+            return vec![c.key];
+        }
+        // A v4-mapped local address in one source and plain v4 in the other.
+        let canon = |a: SocketAddr| SocketAddr::new(canonical(a.ip()), a.port());
+        if let Some(c) = self.connects.get(&(canon(local), canon(remote))) {
+            return vec![c.key];
+        }
+        match self
+            .by_remote
+            .get(&remote)
+            .or_else(|| self.by_remote.get(&canon(remote)))
+        {
+            Some(c) => vec![c.key],
+            None => Vec::new(),
+        }
+    }
+
+    /// Keys still referenced by connect records (their process info must be kept).
+    pub fn connect_keys(&self) -> impl Iterator<Item = ProcKey> + '_ {
+        self.connects
+            .values()
+            .chain(self.by_remote.values())
+            .map(|c| c.key)
+    }
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::TcpState;
+
+    fn key(pid: u32) -> ProcKey {
+        ProcKey { pid, start_time: 1 }
+    }
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn sock(
+        id: u64,
+        local: &str,
+        remote: Option<&str>,
+        state: TcpState,
+        owners: &[ProcKey],
+    ) -> SocketSample {
+        SocketSample {
+            id,
+            proto: Proto::Tcp,
+            local: sa(local),
+            remote: remote.map(sa),
+            state: Some(state),
+            uid: 0,
+            inode: id,
+            owners: owners.to_vec(),
+            sent: Some(0),
+            received: Some(0),
+        }
+    }
+
+    #[test]
+    fn cookies_survive_one_dump_after_the_socket_left() {
+        let mut a = Attribution::default();
+        a.learn_dump(&[sock(
+            7,
+            "127.0.0.1:5000",
+            Some("127.0.0.1:80"),
+            TcpState::Established,
+            &[key(1)],
+        )]);
+        assert_eq!(a.by_cookie(7), Some(&[key(1)][..]));
+        a.learn_dump(&[]);
+        assert_eq!(a.by_cookie(7), Some(&[key(1)][..]));
+        a.learn_dump(&[]);
+        assert_eq!(a.by_cookie(7), None);
+    }
+
+    #[test]
+    fn passive_side_belongs_to_the_listener_owner() {
+        let mut a = Attribution::default();
+        a.learn_dump(&[sock(1, "0.0.0.0:8080", None, TcpState::Listen, &[key(10)])]);
+        let owners = a.fallback(Proto::Tcp, sa("10.0.0.1:8080"), Some(sa("10.0.0.2:51000")));
+        assert_eq!(owners, vec![key(10)]);
+    }
+
+    #[test]
+    fn active_side_belongs_to_the_connector_by_tuple_or_remote() {
+        let mut a = Attribution::default();
+        a.learn_connect(ConnectSeen {
+            key: key(20),
+            local: sa("10.0.0.1:40000"),
+            remote: sa("10.0.0.2:80"),
+            at: Duration::ZERO,
+        });
+        a.learn_connect(ConnectSeen {
+            key: key(21),
+            local: sa("0.0.0.0:0"),
+            remote: sa("10.0.0.3:443"),
+            at: Duration::ZERO,
+        });
+        assert_eq!(
+            a.fallback(Proto::Tcp, sa("10.0.0.1:40000"), Some(sa("10.0.0.2:80"))),
+            vec![key(20)]
+        );
+        assert_eq!(
+            a.fallback(
+                Proto::Tcp,
+                sa("[::ffff:10.0.0.1]:40000"),
+                Some(sa("[::ffff:10.0.0.2]:80"))
+            ),
+            vec![key(20)]
+        );
+        assert_eq!(
+            a.fallback(Proto::Tcp, sa("10.0.0.1:40001"), Some(sa("10.0.0.3:443"))),
+            vec![key(21)]
+        );
+        assert!(
+            a.fallback(Proto::Tcp, sa("10.0.0.1:40002"), Some(sa("10.0.0.9:443")))
+                .is_empty()
+        );
+        a.expire(CONNECT_TTL);
+        assert!(
+            a.fallback(Proto::Tcp, sa("10.0.0.1:40000"), Some(sa("10.0.0.2:80")))
+                .is_empty()
+        );
+    }
+}

@@ -1,1 +1,0 @@
-//! /proc/<pid>/fd → socket inode → owners; /proc/<pid>/stat, cmdline, comm. (in progress)

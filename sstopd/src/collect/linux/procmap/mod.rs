@@ -1,0 +1,335 @@
+//! /proc/<pid>/fd → socket inode → owners; /proc/<pid>/stat, status, cmdline for who they are.
+//!
+//! Incremental: the inode → owners map is kept between cycles. A cycle that finds every
+//! socket it cares about already mapped touches /proc not at all. Otherwise it rescans
+//! pids that are new, whose fd count changed (the size of `/proc/<pid>/fd` is its fd
+//! count on Linux ≥ 6.2) or that were hinted (connect-time tracing, listener owners),
+//! then, if inodes are still unknown, every pid of the sockets' uids. A full rescan
+//! runs at a low rate regardless, and resets the "tried and not found" set.
+
+pub mod parse;
+pub mod pid;
+
+use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use proto::Note;
+
+use self::pid::PidError;
+use crate::collect::{ProcKey, ProcessInfo};
+
+/// How often every pid is rescanned whatever the hints say.
+pub const FULL_RESCAN: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Default)]
+struct PidEntry {
+    /// Size of `/proc/<pid>/fd` at the last fd scan (fd count, or 0 on older kernels).
+    fd_count: u64,
+    /// Owner uid of `/proc/<pid>` (the process's effective uid).
+    uid: u32,
+    /// Socket inodes at the last fd scan, sorted.
+    inodes: Vec<u64>,
+    /// Known once the pid held a socket.
+    info: Option<ProcessInfo>,
+    scanned: bool,
+}
+
+/// What a cycle wants resolved.
+#[derive(Debug, Default)]
+pub struct Wanted {
+    /// Inodes (with the socket's uid) that matter this cycle and have no owner yet.
+    pub unknown: Vec<(u64, u32)>,
+    /// Pids worth rescanning first (named by connect-time tracing, owners of a listener).
+    pub hint_pids: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanStats {
+    pub pids_listed: usize,
+    pub pids_scanned: usize,
+    pub full: bool,
+}
+
+pub struct ProcMap {
+    root: PathBuf,
+    pids: HashMap<u32, PidEntry>,
+    owners: HashMap<u64, Vec<ProcKey>>,
+    /// Unknown inodes a uid-wide scan did not find (kernel-held, in flight over a unix
+    /// socket, another namespace's /proc): not worth another scan until the next full one.
+    unresolvable: HashSet<u64>,
+    last_full: Option<Duration>,
+    denied: bool,
+    out_of_fds: bool,
+}
+
+impl ProcMap {
+    /// `root` is normally `/proc`; tests pass a fixture tree.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        ProcMap {
+            root: root.into(),
+            pids: HashMap::new(),
+            owners: HashMap::new(),
+            unresolvable: HashSet::new(),
+            last_full: None,
+            denied: false,
+            out_of_fds: false,
+        }
+    }
+
+    /// Owners of a socket inode; empty when unknown.
+    pub fn owners(&self, inode: u64) -> &[ProcKey] {
+        self.owners
+            .get(&inode)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
+    /// A live (as of its last scan) process by pid.
+    pub fn process(&self, pid: u32) -> Option<&ProcessInfo> {
+        self.pids.get(&pid).and_then(|e| e.info.as_ref())
+    }
+
+    /// True when `inode` is mapped or a search for it already failed since the last full scan.
+    pub fn is_settled(&self, inode: u64) -> bool {
+        self.owners.contains_key(&inode) || self.unresolvable.contains(&inode)
+    }
+
+    /// Degradations seen in the latest scans, one note each.
+    pub fn notes(&self) -> Vec<Note> {
+        let mut notes = Vec::new();
+        if self.denied {
+            notes.push(Note::warning(
+                "missing CAP_SYS_PTRACE/CAP_DAC_READ_SEARCH: other users' sockets unattributed",
+            ));
+        }
+        if self.out_of_fds {
+            notes.push(Note::warning(
+                "out of file descriptors (EMFILE): /proc scan was partial, some sockets unattributed",
+            ));
+        }
+        notes
+    }
+
+    /// One cycle's owner resolution, at monotonic time `now`.
+    pub fn refresh(&mut self, wanted: &Wanted, now: Duration) -> ScanStats {
+        let full_due = self
+            .last_full
+            .is_none_or(|t| now.saturating_sub(t) >= FULL_RESCAN);
+        let pending: Vec<(u64, u32)> = wanted
+            .unknown
+            .iter()
+            .copied()
+            .filter(|(inode, _)| !self.is_settled(*inode))
+            .collect();
+        if !full_due && pending.is_empty() {
+            return ScanStats::default();
+        }
+        let mut stats = ScanStats::default();
+        let listed = match self.list_pids() {
+            Ok(l) => l,
+            Err(_) => return stats,
+        };
+        stats.pids_listed = listed.len();
+        self.forget_missing(&listed);
+        self.out_of_fds = false;
+        if full_due {
+            self.last_full = Some(now);
+            self.unresolvable.clear();
+            self.denied = false;
+            stats.full = true;
+            for pid in &listed {
+                if !self.scan_pid(*pid, &mut stats) {
+                    break;
+                }
+            }
+            return stats;
+        }
+        // New pids, changed fd counts, hints.
+        let mut candidates: Vec<u32> = Vec::new();
+        for &pid in &listed {
+            let changed = match self.pids.get(&pid) {
+                None => true,
+                Some(e) => {
+                    !e.scanned || self.fd_count(pid).is_none_or(|n| n != e.fd_count || n == 0)
+                }
+            };
+            if changed {
+                candidates.push(pid);
+            }
+        }
+        candidates.extend(
+            wanted
+                .hint_pids
+                .iter()
+                .copied()
+                .filter(|p| listed.contains(p)),
+        );
+        candidates.sort_unstable();
+        candidates.dedup();
+        for pid in candidates {
+            if !self.scan_pid(pid, &mut stats) {
+                return stats;
+            }
+        }
+        // Still unknown: every pid of those sockets' uids.
+        let missing: Vec<(u64, u32)> = pending
+            .into_iter()
+            .filter(|(inode, _)| !self.owners.contains_key(inode))
+            .collect();
+        if missing.is_empty() {
+            return stats;
+        }
+        let uids: HashSet<u32> = missing.iter().map(|(_, uid)| *uid).collect();
+        let by_uid: Vec<u32> = self
+            .pids
+            .iter()
+            .filter(|(_, e)| uids.contains(&e.uid))
+            .map(|(pid, _)| *pid)
+            .collect();
+        for pid in by_uid {
+            if !self.scan_pid(pid, &mut stats) {
+                return stats;
+            }
+        }
+        for (inode, _) in missing {
+            if !self.owners.contains_key(&inode) {
+                self.unresolvable.insert(inode);
+            }
+        }
+        stats
+    }
+
+    fn list_pids(&mut self) -> Result<HashSet<u32>, PidError> {
+        let dir = std::fs::read_dir(&self.root).map_err(|e| {
+            let err = PidError::from_io(&e);
+            if err == PidError::NoFds {
+                self.out_of_fds = true;
+            }
+            err
+        })?;
+        Ok(dir
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .collect())
+    }
+
+    fn forget_missing(&mut self, listed: &HashSet<u32>) {
+        let gone: Vec<u32> = self
+            .pids
+            .keys()
+            .copied()
+            .filter(|p| !listed.contains(p))
+            .collect();
+        for pid in gone {
+            self.drop_pid(pid);
+        }
+    }
+
+    fn drop_pid(&mut self, pid: u32) {
+        if let Some(entry) = self.pids.remove(&pid) {
+            let inodes = entry.inodes;
+            if let Some(info) = entry.info {
+                self.unlink(info.key, &inodes);
+            }
+        }
+    }
+
+    fn unlink(&mut self, key: ProcKey, inodes: &[u64]) {
+        for inode in inodes {
+            if let Some(list) = self.owners.get_mut(inode) {
+                list.retain(|k| *k != key);
+                if list.is_empty() {
+                    self.owners.remove(inode);
+                }
+            }
+        }
+    }
+
+    fn fd_count(&self, pid: u32) -> Option<u64> {
+        std::fs::metadata(self.root.join(pid.to_string()).join("fd"))
+            .ok()
+            .map(|m| m.size())
+    }
+
+    /// Rescan one pid. Returns false when the scan must stop (out of descriptors).
+    fn scan_pid(&mut self, pid: u32, stats: &mut ScanStats) -> bool {
+        stats.pids_scanned += 1;
+        let dir = self.root.join(pid.to_string());
+        let meta = std::fs::metadata(dir.join("fd"));
+        let (fd_count, uid) = match &meta {
+            Ok(m) => (m.size(), m.uid()),
+            Err(e) => return self.note_error(pid, PidError::from_io(e)),
+        };
+        let inodes = match pid::socket_inodes(&dir) {
+            Ok(i) => i,
+            Err(e) => return self.note_error(pid, e),
+        };
+        let old = self.pids.remove(&pid).unwrap_or_default();
+        if let Some(info) = &old.info {
+            self.unlink(info.key, &old.inodes);
+        }
+        let mut entry = PidEntry {
+            fd_count,
+            uid,
+            inodes,
+            info: None,
+            scanned: true,
+        };
+        if !entry.inodes.is_empty() {
+            match pid::read_stat(&dir) {
+                Ok(stat) => {
+                    // Same pid and start time: keep what we know; else a (new) process to read.
+                    let same = old
+                        .info
+                        .as_ref()
+                        .is_some_and(|i| i.key.start_time == stat.start_time);
+                    entry.info = if same {
+                        old.info
+                    } else {
+                        match pid::read_info(&dir, stat) {
+                            Ok(info) => Some(info),
+                            Err(e) => return self.note_error(pid, e),
+                        }
+                    };
+                }
+                Err(e) => return self.note_error(pid, e),
+            }
+        }
+        if let Some(info) = &entry.info {
+            for inode in &entry.inodes {
+                let list = self.owners.entry(*inode).or_default();
+                if !list.contains(&info.key) {
+                    list.push(info.key);
+                }
+            }
+        }
+        self.pids.insert(pid, entry);
+        true
+    }
+
+    fn note_error(&mut self, pid: u32, err: PidError) -> bool {
+        match err {
+            PidError::Gone => {
+                self.drop_pid(pid);
+                true
+            }
+            PidError::Denied => {
+                self.denied = true;
+                // Remember it (no sockets known) so it is not retried every cycle.
+                let entry = self.pids.entry(pid).or_default();
+                entry.scanned = true;
+                true
+            }
+            PidError::NoFds => {
+                self.out_of_fds = true;
+                false
+            }
+            PidError::Other => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,101 @@
+//! Reading one `/proc/<pid>`: its socket inodes and, for socket owners, who it is.
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use super::parse::{
+    Stat, display_cmdline, display_name, parse_stat, parse_status_uid, socket_inode,
+};
+use crate::collect::{ProcKey, ProcessInfo};
+
+/// Why a pid could not be read this time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PidError {
+    /// ENOENT/ESRCH: the process exited mid-scan. Normal.
+    Gone,
+    /// EACCES/EPERM: another user's process and we lack CAP_SYS_PTRACE/CAP_DAC_READ_SEARCH.
+    Denied,
+    /// EMFILE/ENFILE: out of descriptors; the scan stops here (partial).
+    NoFds,
+    /// Anything else (odd content, unexpected errno).
+    Other,
+}
+
+impl PidError {
+    pub fn from_io(e: &io::Error) -> Self {
+        match e.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ESRCH) => PidError::Gone,
+            Some(libc::EACCES) | Some(libc::EPERM) => PidError::Denied,
+            Some(libc::EMFILE) | Some(libc::ENFILE) => PidError::NoFds,
+            _ if e.kind() == io::ErrorKind::NotFound => PidError::Gone,
+            _ => PidError::Other,
+        }
+    }
+}
+
+/// Socket inodes held by the process at `dir` (`/proc/<pid>`), sorted and de-duplicated.
+/// The directory handle is dropped before returning: no descriptor outlives the call.
+pub fn socket_inodes(dir: &Path) -> Result<Vec<u64>, PidError> {
+    let entries = std::fs::read_dir(dir.join("fd")).map_err(|e| PidError::from_io(&e))?;
+    let mut inodes = Vec::new();
+    for entry in entries {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => match PidError::from_io(&e) {
+                // The process exited while we listed its fds: what we have is stale anyway.
+                PidError::Gone => return Err(PidError::Gone),
+                PidError::NoFds => return Err(PidError::NoFds),
+                _ => continue,
+            },
+        };
+        // A closed-meanwhile fd gives ENOENT here; skip it.
+        if let Ok(target) = std::fs::read_link(entry.path())
+            && let Some(inode) = socket_inode(target.as_os_str().as_bytes())
+        {
+            inodes.push(inode);
+        }
+    }
+    inodes.sort_unstable();
+    inodes.dedup();
+    Ok(inodes)
+}
+
+/// `/proc/<pid>/stat`, parsed.
+pub fn read_stat(dir: &Path) -> Result<Stat, PidError> {
+    let raw = std::fs::read(dir.join("stat")).map_err(|e| PidError::from_io(&e))?;
+    parse_stat(&raw).ok_or(PidError::Other)
+}
+
+/// Everything shown about a process. `stat` was read just before (identity check).
+pub fn read_info(dir: &Path, stat: Stat) -> Result<ProcessInfo, PidError> {
+    let status = std::fs::read(dir.join("status")).map_err(|e| PidError::from_io(&e))?;
+    let uid = parse_status_uid(&String::from_utf8_lossy(&status)).ok_or(PidError::Other)?;
+    let cmdline = std::fs::read(dir.join("cmdline")).map_err(|e| PidError::from_io(&e))?;
+    // The exe link is only worth a syscall when comm was cut (and may be unreadable).
+    let exe = if stat.comm.len() == super::parse::COMM_MAX {
+        std::fs::read_link(dir.join("exe"))
+            .ok()
+            .map(|p| p.into_os_string())
+    } else {
+        None
+    };
+    let name = display_name(
+        &stat.comm,
+        &cmdline,
+        exe.as_deref().map(|e: &OsStr| e.as_bytes()),
+    );
+    Ok(ProcessInfo {
+        key: ProcKey {
+            pid: stat.pid,
+            start_time: stat.start_time,
+        },
+        ppid: stat.ppid,
+        uid,
+        comm: stat.comm,
+        name,
+        cmdline: display_cmdline(&cmdline),
+        alive: true,
+    })
+}
