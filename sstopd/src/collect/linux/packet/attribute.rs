@@ -8,10 +8,11 @@
 //! and remote address: counted, never dropped.
 //!
 //! The [`Ledger`] keeps per-socket cumulative bytes counted since the socket was first
-//! seen. A socket reports 0 on its first sample (the aggregator starts counting from a
-//! socket's first sight) and its full total from then on, so first-tick bytes are not
-//! lost; a socket that vanished is still matched for one more tick (its last frames
-//! arrive after the dump that no longer lists it) and is reported in `closed`.
+//! seen (all of them happened while we watched: the aggregator counts a socket born after
+//! its first sample in full). A socket that vanished is still matched for one more tick
+//! (its last frames arrive after the dump that no longer lists it) and is reported in
+//! `closed`; sockets the destroy listener reports closed without ever being dumped (born
+//! and gone between two dumps) are matched last and get their bytes in `closed` too.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -25,8 +26,6 @@ use crate::collect::{ClosedSocket, SocketId, SocketSample, UnexplainedFlow};
 struct Entry {
     sent: u64,
     received: u64,
-    /// First sample that listed the socket: it reports 0 this time.
-    fresh: bool,
     last: SocketSample,
 }
 
@@ -112,13 +111,20 @@ impl Ledger {
                 .or_insert_with(|| Entry {
                     sent: 0,
                     received: 0,
-                    fresh: true,
                     last: s.clone(),
                 });
         }
         for (id, e) in &self.entries {
             if !current.contains(id) {
                 index.add(&e.last);
+            }
+        }
+        // Closed before any dump listed them: credited straight into `closed`.
+        let mut late: HashMap<SocketId, (u64, u64)> = HashMap::new();
+        for c in closed.iter() {
+            if !self.entries.contains_key(&c.id) && !current.contains(&c.id) {
+                index.add(&closed_as_sample(c));
+                late.insert(c.id, (0, 0));
             }
         }
 
@@ -129,7 +135,7 @@ impl Ledger {
             }
             if matches!(key.dir, Dir::Out | Dir::Loop) {
                 match index.lookup(key.proto, key.src, key.dst) {
-                    Some(id) => self.credit(id, bytes, 0),
+                    Some(id) => self.credit(&mut late, id, bytes, 0),
                     None => {
                         unexplained
                             .entry((key.proto, remote(key.dst)))
@@ -140,7 +146,7 @@ impl Ledger {
             }
             if matches!(key.dir, Dir::In | Dir::Loop) {
                 match index.lookup(key.proto, key.dst, key.src) {
-                    Some(id) => self.credit(id, 0, bytes),
+                    Some(id) => self.credit(&mut late, id, 0, bytes),
                     None => {
                         unexplained
                             .entry((key.proto, remote(key.src)))
@@ -152,15 +158,15 @@ impl Ledger {
         }
 
         for s in sockets.iter_mut().filter(|s| current.contains(&s.id)) {
-            if let Some(e) = self.entries.get_mut(&s.id) {
-                let (sent, received) = if e.fresh {
-                    (0, 0)
-                } else {
-                    (e.sent, e.received)
-                };
-                e.fresh = false;
-                s.sent = Some(sent);
-                s.received = Some(received);
+            if let Some(e) = self.entries.get(&s.id) {
+                s.sent = Some(e.sent);
+                s.received = Some(e.received);
+            }
+        }
+        for c in closed.iter_mut() {
+            if let Some((sent, received)) = late.get(&c.id) {
+                c.sent = c.sent.max(*sent);
+                c.received = c.received.max(*received);
             }
         }
         let gone: Vec<SocketId> = self
@@ -204,10 +210,20 @@ impl Ledger {
         out
     }
 
-    fn credit(&mut self, id: SocketId, sent: u64, received: u64) {
-        if let Some(e) = self.entries.get_mut(&id) {
-            e.sent += sent;
-            e.received += received;
+    fn credit(
+        &mut self,
+        late: &mut HashMap<SocketId, (u64, u64)>,
+        id: SocketId,
+        sent: u64,
+        received: u64,
+    ) {
+        let slot = match self.entries.get_mut(&id) {
+            Some(e) => Some((&mut e.sent, &mut e.received)),
+            None => late.get_mut(&id).map(|(s, r)| (s, r)),
+        };
+        if let Some((s, r)) = slot {
+            *s += sent;
+            *r += received;
         }
     }
 
@@ -218,6 +234,21 @@ impl Ledger {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+fn closed_as_sample(c: &ClosedSocket) -> SocketSample {
+    SocketSample {
+        id: c.id,
+        proto: c.proto,
+        local: c.local,
+        remote: c.remote,
+        state: None,
+        uid: 0,
+        inode: 0,
+        owners: Vec::new(),
+        sent: None,
+        received: None,
     }
 }
 

@@ -66,13 +66,12 @@ fn quic_like_server_and_two_senders_on_loopback_b13() {
     ];
     let un = ledger.account(&mut socks, &mut closed, tick1, |_| true);
     assert!(un.is_empty(), "{un:?}");
-    // First sight reports 0: the aggregator starts from here, the bytes follow next tick.
     assert_eq!(
         counters(&socks),
         vec![
-            (1, Some(0), Some(0)),
-            (2, Some(0), Some(0)),
-            (3, Some(0), Some(0))
+            (1, Some(0), Some(7_200_000)),
+            (2, Some(6_000_000), Some(0)),
+            (3, Some(1_200_000), Some(0))
         ]
     );
     let tick2 = [
@@ -200,10 +199,10 @@ fn vanished_socket_gets_its_last_frames_and_is_reported_closed() {
     let mut ledger = Ledger::default();
     let mut closed = Vec::new();
     let mut socks = vec![sock(9, Proto::Udp, "10.0.0.1:5353", Some("10.0.0.2:53"))];
-    // Seen once, with its first query: reports 0.
+    // Seen once, with its first query.
     let q = flow(Proto::Udp, "10.0.0.1:5353", "10.0.0.2:53", Dir::Out, 40);
     ledger.account(&mut socks, &mut closed, [q], |_| true);
-    assert_eq!(socks[0].sent, Some(0));
+    assert_eq!(socks[0].sent, Some(40));
     // Next dump no longer lists it; its answer arrives in the same tick.
     let a = flow(Proto::Udp, "10.0.0.2:53", "10.0.0.1:5353", Dir::In, 120);
     let un = ledger.account(&mut [], &mut closed, [a], |_| true);
@@ -232,4 +231,27 @@ fn vanished_socket_gets_its_last_frames_and_is_reported_closed() {
     ledger.account(&mut [], &mut closed, [], |_| true);
     assert_eq!(closed.len(), 1);
     assert_eq!(closed[0].sent, 33);
+}
+
+#[test]
+fn socket_born_and_closed_between_dumps_gets_its_bytes_in_closed() {
+    let mut ledger = Ledger::default();
+    // The destroy listener reported it (no UDP counters); no dump ever listed it.
+    let mut closed = vec![ClosedSocket {
+        id: 77,
+        proto: Proto::Udp,
+        local: sa("10.0.0.1:40000"),
+        remote: Some(sa("10.0.0.2:53")),
+        sent: 0,
+        received: 0,
+        owners: vec![],
+    }];
+    let flows = [
+        flow(Proto::Udp, "10.0.0.1:40000", "10.0.0.2:53", Dir::Out, 30),
+        flow(Proto::Udp, "10.0.0.2:53", "10.0.0.1:40000", Dir::In, 300),
+    ];
+    let un = ledger.account(&mut [], &mut closed, flows, |_| true);
+    assert!(un.is_empty(), "{un:?}");
+    assert_eq!((closed[0].sent, closed[0].received), (30, 300));
+    assert!(ledger.is_empty());
 }

@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use proto::{Note, Proto};
 
-use crate::collect::Sample;
 use crate::collect::linux::procnet::{self, Table};
+use crate::collect::{ClosedSocket, Sample, SocketSample, UnexplainedFlow};
 
 pub use bpf::Keep;
 pub use capture::{Capture, CaptureError};
@@ -32,6 +32,8 @@ pub const NO_CAP_NOTE: &str = "UDP/ICMP bytes unavailable (no CAP_NET_RAW)";
 
 /// How long `account` waits for the capture thread's hand-off.
 const HANDOFF_TIMEOUT: Duration = Duration::from_millis(250);
+/// Samples a "losing frames" note stays up after the last drop.
+const DROP_NOTE_TICKS: u32 = 10;
 
 /// Capture + ledger: given a sample's socket list, fills captured bytes in.
 pub struct PacketCounter {
@@ -70,7 +72,7 @@ impl PacketCounter {
     /// Raw, ping (ICMP) and SCTP sockets, which sock_diag dumps do not cover here:
     /// `/proc/net/{raw,raw6,icmp,icmp6}` and `/proc/net/sctp/eps` under `net_dir`
     /// (owners still to be filled from their inodes).
-    pub fn extra_sockets(net_dir: &Path) -> Vec<crate::collect::SocketSample> {
+    pub fn extra_sockets(net_dir: &Path) -> Vec<SocketSample> {
         let mut out =
             procnet::read_sockets(net_dir, &[Table::Raw, Table::Icmp]).unwrap_or_else(|e| {
                 tracing::debug!("reading raw/icmp sockets: {e}");
@@ -80,46 +82,68 @@ impl PacketCounter {
         out
     }
 
-    /// Credit the frames captured since the previous call to `sample.sockets` (owners
-    /// already resolved): fills `sent`/`received` of UDP, ICMP, raw and SCTP sockets (and
-    /// TCP in fallback mode), adds `unexplained`, `closed`, `capture_drops` and notes.
-    pub fn account(&mut self, sample: &mut Sample) {
+    /// Credit the frames captured since the previous call to `sockets`: fills
+    /// `sent`/`received` of UDP, ICMP, raw and SCTP sockets (and TCP in fallback mode),
+    /// reports sockets gone since the previous call in `closed`. Call it before owners are
+    /// resolved, so sockets that carry bytes get their owners searched; `closed` entries
+    /// are named by the caller from earlier dumps.
+    pub fn account(
+        &mut self,
+        sockets: &mut [SocketSample],
+        closed: &mut Vec<ClosedSocket>,
+    ) -> Accounting {
         let capture = match &self.capture {
             Ok(c) => c,
             Err(msg) => {
-                sample.notes.push(Note::warning(msg.clone()));
-                return;
+                return Accounting {
+                    notes: vec![Note::warning(msg.clone())],
+                    ..Accounting::default()
+                };
             }
         };
         let batch = capture.take(HANDOFF_TIMEOUT).unwrap_or_default();
         let keep = self.keep;
-        let eligible =
-            move |s: &crate::collect::SocketSample| keep == Keep::AllIp || s.proto != Proto::Tcp;
-        let unexplained = self.ledger.account(
-            &mut sample.sockets,
-            &mut sample.closed,
-            batch.flows,
-            eligible,
-        );
-        sample.unexplained.extend(unexplained);
+        let eligible = move |s: &SocketSample| keep == Keep::AllIp || s.proto != Proto::Tcp;
+        let unexplained = self.ledger.account(sockets, closed, batch.flows, eligible);
 
+        let mut notes = Vec::new();
         self.drops += batch.drops;
         self.drops_rising = if batch.drops > 0 {
-            10
+            DROP_NOTE_TICKS
         } else {
             self.drops_rising.saturating_sub(1)
         };
-        sample.capture_drops = sample.capture_drops.max(self.drops);
         if self.drops_rising > 0 {
-            sample.notes.push(Note::warning(format!(
+            notes.push(Note::warning(format!(
                 "packet capture is losing frames: {} dropped by the kernel since start",
                 self.drops
             )));
         }
         if let Some(err) = capture.error() {
-            sample
-                .notes
-                .push(Note::warning(format!("packet capture stopped: {err}")));
+            notes.push(Note::warning(format!("packet capture stopped: {err}")));
         }
+        Accounting {
+            unexplained,
+            notes,
+            capture_drops: self.drops,
+        }
+    }
+}
+
+/// What one tick of counting adds to a sample besides the socket counters.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Accounting {
+    pub unexplained: Vec<UnexplainedFlow>,
+    pub notes: Vec<Note>,
+    /// Frames the kernel dropped before capture read them, since start.
+    pub capture_drops: u64,
+}
+
+impl Accounting {
+    /// Put it into `sample`.
+    pub fn apply(self, sample: &mut Sample) {
+        sample.unexplained.extend(self.unexplained);
+        sample.notes.extend(self.notes);
+        sample.capture_drops = sample.capture_drops.max(self.capture_drops);
     }
 }
