@@ -1,0 +1,145 @@
+//! A private network for one test: namespace L (where the collector runs, on a thread
+//! that entered it) and namespace P (the peer), joined by a veth pair. Names carry the
+//! test process pid; everything is deleted on drop.
+
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub struct Lab {
+    pub local: String,
+    pub peer: String,
+    /// IPv4 / IPv6 of L and P on the veth.
+    pub local_v4: String,
+    pub peer_v4: String,
+    pub local_v6: String,
+    pub peer_v6: String,
+}
+
+impl Lab {
+    pub fn new() -> Lab {
+        let pid = std::process::id();
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("{}{n}", pid % 10_000_000);
+        let (a, b) = ((pid >> 8) & 0xff, pid & 0xff);
+        let lab = Lab {
+            local: format!("pkL{tag}"),
+            peer: format!("pkP{tag}"),
+            local_v4: format!("10.{a}.{b}.{}", 4 * n + 1),
+            peer_v4: format!("10.{a}.{b}.{}", 4 * n + 2),
+            local_v6: format!("fd00:{a:x}:{b:x}:{n:x}::1"),
+            peer_v6: format!("fd00:{a:x}:{b:x}:{n:x}::2"),
+        };
+        let (vl, vp) = (format!("pk{tag}l"), format!("pk{tag}p"));
+        ip(&["netns", "add", &lab.local]);
+        ip(&["netns", "add", &lab.peer]);
+        ip(&[
+            "link", "add", &vl, "netns", &lab.local, "type", "veth", "peer", "name", &vp,
+            "netns", &lab.peer,
+        ]);
+        for (ns, dev, v4, v6) in [
+            (&lab.local, &vl, &lab.local_v4, &lab.local_v6),
+            (&lab.peer, &vp, &lab.peer_v4, &lab.peer_v6),
+        ] {
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+            ip(&["-n", ns, "addr", "add", &format!("{v4}/30"), "dev", dev]);
+            ip(&["-n", ns, "addr", "add", &format!("{v6}/64"), "dev", dev, "nodad"]);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+        }
+        lab
+    }
+
+    /// Run `f` on a thread inside namespace L (sockets it opens, children it spawns and
+    /// `/proc/thread-self/net` all belong to L).
+    pub fn in_local<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/run/netns/{}", self.local);
+        std::thread::spawn(move || {
+            let ns = std::fs::File::open(&path).unwrap();
+            // SAFETY: setns on a valid namespace fd; affects this thread only.
+            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .unwrap()
+    }
+
+    pub fn spawn_local(&self, script: &str, args: &[&str]) -> Proc {
+        Proc::spawn(&self.local, script, args)
+    }
+
+    pub fn spawn_peer(&self, script: &str, args: &[&str]) -> Proc {
+        Proc::spawn(&self.peer, script, args)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // Deleting the namespaces removes the veth pair and everything in them.
+        for ns in [&self.local, &self.peer] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// A python3 helper in a namespace; killed and reaped on drop.
+pub struct Proc {
+    child: Child,
+}
+
+impl Proc {
+    fn spawn(ns: &str, script: &str, args: &[&str]) -> Proc {
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, "python3", "-c", script])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Proc { child }
+    }
+
+    /// `ip netns exec` execs python in place: the pid is the helper's.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn exited(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_some()
+    }
+
+    /// Wait for exit; stdout as text (panics with stderr on failure).
+    pub fn output(&mut self, limit: Duration) -> String {
+        let start = Instant::now();
+        while !self.exited() {
+            assert!(start.elapsed() < limit, "helper {} did not finish", self.pid());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut out = String::new();
+        let mut err = String::new();
+        self.child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        self.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        assert!(self.child.wait().unwrap().success(), "helper failed: {err}");
+        out
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
