@@ -5,6 +5,8 @@
 //! lives in namespace L on a thread that entered it, the peer in P, so concurrent tests of
 //! other crates cannot add bytes to ours. Truth is what the helper programs report.
 #![cfg(target_os = "linux")]
+// Helpers outside #[test] fns (lab, harness) unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
 
 #[path = "packet_e2e/lab.rs"]
 mod lab;
@@ -118,7 +120,10 @@ fn check(snap: &Snapshot, what: &str, pid: u32, up: u64, down: u64, tol: f64) {
         close(u, up, tol) && close(d, down, tol),
         "{what} (pid {pid}): counted up {u} down {d}, truth up {up} down {down} (±{}%)\nprocesses: {:?}\nunattributed: {:?}\nnotes: {:?}",
         tol * 100.0,
-        snap.processes.iter().map(|p| (p.pid, &p.name, p.traffic.up_bytes, p.traffic.down_bytes)).collect::<Vec<_>>(),
+        snap.processes
+            .iter()
+            .map(|p| (p.pid, &p.name, p.traffic.up_bytes, p.traffic.down_bytes))
+            .collect::<Vec<_>>(),
         snap.unattributed,
         snap.collector.notes,
     );
@@ -164,4 +169,252 @@ fn main_udp_sender_at_known_rate_through_veth() {
 #[test]
 fn fallback_udp_sender_at_known_rate_through_veth() {
     udp_through_veth(Mode::Fallback, FALLBACK_TOL);
+}
+
+/// B13 over IPv6 loopback: an unconnected server on [::1]:443, two connected senders of
+/// 12,000,000 B and 2,400,000 B; the server answers 200 B per 20 datagrams.
+#[test]
+fn main_quic_like_bidirectional_ipv6_443_b13() {
+    let _g = serial();
+    let lab = Lab::new();
+    let mut server = lab.spawn_local(QUIC_SERVER, &["::1", "443"]);
+    let mut a = lab.spawn_local(QUIC_CLIENT, &["::1", "443", "50000", "10000"]);
+    let mut b = lab.spawn_local(QUIC_CLIENT, &["::1", "443", "50001", "2000"]);
+    let (ps, pa, pb) = (server.pid(), a.pid(), b.pid());
+    let (snap, outs) = lab.in_local(move || {
+        let mut w = Watch::open(Mode::Main);
+        let outs = w.run(&mut [&mut server, &mut a, &mut b]);
+        let outs: Vec<(u64, u64)> = outs.iter().map(|o| pair(o)).collect();
+        let want = [
+            (ps, outs[0].1, outs[0].0),
+            (pa, outs[1].0, outs[1].1),
+            (pb, outs[2].0, outs[2].1),
+        ];
+        (w.settle(&want, MAIN_TOL), outs)
+    });
+    assert_eq!(outs[1].0, 12_000_000);
+    assert_eq!(outs[2].0, 2_400_000);
+    assert_eq!(outs[0].0, 14_400_000, "the receiver got every datagram");
+    check(&snap, "server", ps, outs[0].1, outs[0].0, MAIN_TOL);
+    check(&snap, "sender A", pa, outs[1].0, outs[1].1, MAIN_TOL);
+    check(&snap, "sender B", pb, outs[2].0, outs[2].1, MAIN_TOL);
+    let unknown_udp: u64 = snap
+        .unattributed
+        .iter()
+        .filter(|u| u.proto == Proto::Udp)
+        .map(|u| u.traffic.up_bytes + u.traffic.down_bytes)
+        .sum();
+    assert_eq!(
+        unknown_udp, 0,
+        "nothing under unknown UDP: {:?}",
+        snap.unattributed
+    );
+}
+
+/// A DNS-like flood: 20,000 datagrams of 64 bytes through the veth.
+#[test]
+fn main_dns_like_flood_of_64_byte_datagrams() {
+    let _g = serial();
+    let lab = Lab::new();
+    let peer = lab.peer_v4.clone();
+    let _sink = lab.spawn_peer(UDP_SINK, &["0.0.0.0", "53"]);
+    let mut tx = lab.spawn_local(UDP_TX, &[&peer, "53", "20000", "64", "20000"]);
+    let pid = tx.pid();
+    let (snap, sent) = lab.in_local(move || {
+        let mut w = Watch::open(Mode::Main);
+        let sent = num(&w.run(&mut [&mut tx])[0]);
+        (w.settle(&[(pid, sent, 0)], MAIN_TOL), sent)
+    });
+    assert_eq!(sent, 1_280_000);
+    check(&snap, "DNS-like sender", pid, sent, 0, MAIN_TOL);
+    assert_eq!(
+        snap.collector.capture_drops, 0,
+        "{:?}",
+        snap.collector.notes
+    );
+}
+
+/// sendmmsg / recvmmsg batches of 32 datagrams over loopback.
+#[test]
+fn main_sendmmsg_recvmmsg_batches() {
+    let _g = serial();
+    let lab = Lab::new();
+    let mut rx = lab.spawn_local(MMSG, &["recv", "127.0.0.1", "7000", "512"]);
+    let mut tx = lab.spawn_local(MMSG, &["send", "127.0.0.1", "7000", "512", "400"]);
+    let (prx, ptx) = (rx.pid(), tx.pid());
+    let (snap, outs) = lab.in_local(move || {
+        let mut w = Watch::open(Mode::Main);
+        let outs: Vec<u64> = w
+            .run(&mut [&mut rx, &mut tx])
+            .iter()
+            .map(|o| num(o))
+            .collect();
+        let want = [(prx, 0, outs[0]), (ptx, outs[1], 0)];
+        (w.settle(&want, MAIN_TOL), outs)
+    });
+    assert_eq!(outs[1], 400 * 32 * 512);
+    check(&snap, "sendmmsg", ptx, outs[1], 0, MAIN_TOL);
+    check(&snap, "recvmmsg", prx, 0, outs[0], MAIN_TOL);
+}
+
+/// UDP over loopback is seen twice by the tap (outgoing + host): counted once per end.
+fn udp_loopback(mode: Mode, tol: f64) {
+    let _g = serial();
+    let lab = Lab::new();
+    let mut rx = lab.spawn_local(UDP_RX, &["127.0.0.1", "6000", "2"]);
+    let mut tx = lab.spawn_local(UDP_TX, &["127.0.0.1", "6000", "5000", "1000", "5000"]);
+    let (prx, ptx) = (rx.pid(), tx.pid());
+    let (snap, outs) = lab.in_local(move || {
+        let mut w = Watch::open(mode);
+        let outs: Vec<u64> = w
+            .run(&mut [&mut rx, &mut tx])
+            .iter()
+            .map(|o| num(o))
+            .collect();
+        let want = [(prx, 0, outs[0]), (ptx, outs[1], 0)];
+        (w.settle(&want, tol), outs)
+    });
+    assert_eq!(outs[1], 5_000_000);
+    check(&snap, "loopback sender", ptx, outs[1], 0, tol);
+    check(&snap, "loopback receiver", prx, 0, outs[0], tol);
+}
+
+#[test]
+fn main_udp_over_loopback_counted_once_per_end() {
+    udp_loopback(Mode::Main, MAIN_TOL);
+}
+
+#[test]
+fn fallback_udp_over_loopback_counted_once_per_end() {
+    udp_loopback(Mode::Fallback, FALLBACK_TOL);
+}
+
+/// An ICMP echo flood with 1,000-byte payloads from a raw socket; IP payload counted
+/// (ICMP header + data = 1,008 B per echo).
+#[test]
+fn main_icmp_echo_flood_from_raw_socket() {
+    let _g = serial();
+    let lab = Lab::new();
+    let peer = lab.peer_v4.clone();
+    let mut ping = lab.spawn_local(PING, &[&peer, "2000"]);
+    let pid = ping.pid();
+    let (snap, (tx, rx)) = lab.in_local(move || {
+        let mut w = Watch::open(Mode::Main);
+        let (tx, rx) = pair(&w.run(&mut [&mut ping])[0]);
+        (w.settle(&[(pid, tx, rx)], MAIN_TOL), (tx, rx))
+    });
+    assert_eq!(tx, 2000 * 1008);
+    assert!(rx > 1900 * 1008, "peer answered {rx} B");
+    check(&snap, "raw ICMP pinger", pid, tx, rx, MAIN_TOL);
+}
+
+/// A raw socket of protocol 253 (a custom protocol): IP payload counted.
+#[test]
+fn main_raw_socket_protocol_253() {
+    let _g = serial();
+    let lab = Lab::new();
+    let peer = lab.peer_v4.clone();
+    let _sink = lab.spawn_peer(RAW_SINK, &["253"]);
+    let mut tx = lab.spawn_local(RAW_TX, &[&peer, "253", "1000", "500"]);
+    let pid = tx.pid();
+    let (snap, sent) = lab.in_local(move || {
+        let mut w = Watch::open(Mode::Main);
+        let sent = num(&w.run(&mut [&mut tx])[0]);
+        (w.settle(&[(pid, sent, 0)], MAIN_TOL), sent)
+    });
+    assert_eq!(sent, 500_000);
+    check(&snap, "raw 253 sender", pid, sent, 0, MAIN_TOL);
+}
+
+/// B14: a tun device (no link header, ARPHRD_NONE): "hello over tun" datagrams routed into
+/// it count 14 B of UDP payload each for the sender.
+#[test]
+fn main_tun_device_without_link_header_b14() {
+    let _g = serial();
+    let lab = Lab::new();
+    let _tun = lab.spawn_local(TUN, &[]);
+    let start = Instant::now();
+    while !std::process::Command::new("ip")
+        .args(["-n", &lab.local, "link", "show", "tun0"])
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "tun0 never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for args in [
+        &["addr", "add", "198.51.100.1/24", "dev", "tun0"][..],
+        &["link", "set", "tun0", "up"][..],
+    ] {
+        let st = std::process::Command::new("ip")
+            .args(["-n", &lab.local])
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let mut tx = lab.spawn_local(UDP_TX, &["198.51.100.7", "5353", "3000", "14", "3000"]);
+    let pid = tx.pid();
+    let (snap, sent) = lab.in_local(move || {
+        let mut w = Watch::open(Mode::Main);
+        let sent = num(&w.run(&mut [&mut tx])[0]);
+        (w.settle(&[(pid, sent, 0)], MAIN_TOL), sent)
+    });
+    assert_eq!(sent, 3000 * 14);
+    check(&snap, "sender over tun", pid, sent, 0, MAIN_TOL);
+}
+
+/// TCP through the veth in the fallback: bytes from the capture (payload = IP − headers).
+#[test]
+fn fallback_tcp_through_veth() {
+    let _g = serial();
+    let lab = Lab::new();
+    let peer = lab.peer_v4.clone();
+    let mut sink = lab.spawn_peer(TCP_SINK, &["0.0.0.0", "8080"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut tx = lab.spawn_local(TCP_TX, &[&peer, "8080", "8388608"]);
+    let pid = tx.pid();
+    let (snap, sent) = lab.in_local(move || {
+        let mut w = Watch::open(Mode::Fallback);
+        let sent = num(&w.run(&mut [&mut tx])[0]);
+        (w.settle(&[(pid, sent, 0)], FALLBACK_TOL), sent)
+    });
+    assert_eq!(num(&sink.output(Duration::from_secs(5))), 8_388_608);
+    check(&snap, "TCP sender", pid, sent, 0, FALLBACK_TOL);
+}
+
+/// TCP over loopback in the fallback (B16: GSO super-frames up to 64 KiB on lo).
+#[test]
+fn fallback_tcp_over_loopback_b16() {
+    let _g = serial();
+    let lab = Lab::new();
+    let mut sink = lab.spawn_local(TCP_SINK, &["127.0.0.1", "8081"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut tx = lab.spawn_local(TCP_TX, &["127.0.0.1", "8081", "4194304"]);
+    let (prx, ptx) = (sink.pid(), tx.pid());
+    let (snap, outs) = lab.in_local(move || {
+        let mut w = Watch::open(Mode::Fallback);
+        let outs: Vec<u64> = w
+            .run(&mut [&mut sink, &mut tx])
+            .iter()
+            .map(|o| num(o))
+            .collect();
+        let want = [(prx, 0, outs[0]), (ptx, outs[1], 0)];
+        (w.settle(&want, FALLBACK_TOL), outs)
+    });
+    assert_eq!(outs, vec![4_194_304, 4_194_304]);
+    check(&snap, "TCP loopback sender", ptx, outs[1], 0, FALLBACK_TOL);
+    check(
+        &snap,
+        "TCP loopback receiver",
+        prx,
+        0,
+        outs[0],
+        FALLBACK_TOL,
+    );
 }

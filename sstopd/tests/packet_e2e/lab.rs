@@ -47,8 +47,8 @@ impl Lab {
         ip(&["netns", "add", &lab.local]);
         ip(&["netns", "add", &lab.peer]);
         ip(&[
-            "link", "add", &vl, "netns", &lab.local, "type", "veth", "peer", "name", &vp,
-            "netns", &lab.peer,
+            "link", "add", &vl, "netns", &lab.local, "type", "veth", "peer", "name", &vp, "netns",
+            &lab.peer,
         ]);
         for (ns, dev, v4, v6) in [
             (&lab.local, &vl, &lab.local_v4, &lab.local_v6),
@@ -56,7 +56,16 @@ impl Lab {
         ] {
             ip(&["-n", ns, "link", "set", "lo", "up"]);
             ip(&["-n", ns, "addr", "add", &format!("{v4}/30"), "dev", dev]);
-            ip(&["-n", ns, "addr", "add", &format!("{v6}/64"), "dev", dev, "nodad"]);
+            ip(&[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{v6}/64"),
+                "dev",
+                dev,
+                "nodad",
+            ]);
             ip(&["-n", ns, "link", "set", dev, "up"]);
         }
         lab
@@ -125,13 +134,27 @@ impl Proc {
     pub fn output(&mut self, limit: Duration) -> String {
         let start = Instant::now();
         while !self.exited() {
-            assert!(start.elapsed() < limit, "helper {} did not finish", self.pid());
+            assert!(
+                start.elapsed() < limit,
+                "helper {} did not finish",
+                self.pid()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         let mut out = String::new();
         let mut err = String::new();
-        self.child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-        self.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
         assert!(self.child.wait().unwrap().success(), "helper failed: {err}");
         out
     }
