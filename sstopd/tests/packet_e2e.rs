@@ -418,3 +418,110 @@ fn fallback_tcp_over_loopback_b16() {
         FALLBACK_TOL,
     );
 }
+
+/// The capture is bound to every interface (ifindex 0): an interface that disappears and
+/// comes back (new ifindex) keeps being counted.
+#[test]
+fn main_interface_that_disappears_and_comes_back() {
+    let _g = serial();
+    let lab = std::sync::Arc::new(Lab::new());
+    let peer = lab.peer_v4.clone();
+    let sink = lab.spawn_peer(UDP_SINK, &["0.0.0.0", "9001"]);
+    let l = lab.clone();
+    let (snap, truth) = lab.in_local(move || {
+        let mut w = Watch::open(Mode::Main);
+        let mut first = l.spawn_local(UDP_TX, &[&peer, "9001", "1000", "1000", "4000"]);
+        let a = (first.pid(), num(&w.run(&mut [&mut first])[0]));
+        l.recreate_link();
+        let mut second = l.spawn_local(UDP_TX, &[&peer, "9001", "1000", "1000", "4000"]);
+        let b = (second.pid(), num(&w.run(&mut [&mut second])[0]));
+        let snap = w.settle(&[(a.0, a.1, 0), (b.0, b.1, 0)], MAIN_TOL);
+        (snap, [a, b])
+    });
+    drop(sink);
+    for (pid, sent) in truth {
+        assert_eq!(sent, 1_000_000);
+        check(
+            &snap,
+            "sender around a link re-creation",
+            pid,
+            sent,
+            0,
+            MAIN_TOL,
+        );
+    }
+}
+
+/// Drop CAP_NET_RAW from the calling thread (capabilities are per thread).
+fn drop_cap_net_raw() {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const CAP_NET_RAW: u32 = 13;
+    let mut hdr = Header {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: capget/capset with a v3 header and two data words, as the ABI requires.
+    unsafe {
+        assert_eq!(
+            libc::syscall(libc::SYS_capget, &mut hdr, data.as_mut_ptr()),
+            0
+        );
+        data[0].effective &= !(1 << CAP_NET_RAW);
+        data[0].permitted &= !(1 << CAP_NET_RAW);
+        assert_eq!(libc::syscall(libc::SYS_capset, &mut hdr, data.as_ptr()), 0);
+    }
+}
+
+/// Without CAP_NET_RAW: a note says UDP/ICMP bytes are unavailable, TCP keeps working.
+#[test]
+fn main_without_cap_net_raw_notes_it_and_tcp_still_counts() {
+    let _g = serial();
+    let lab = Lab::new();
+    let mut sink = lab.spawn_local(TCP_SINK, &["127.0.0.1", "8082"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut tx = lab.spawn_local(TCP_TX, &["127.0.0.1", "8082", "2097152"]);
+    let pid = tx.pid();
+    let (snap, caps, sent) = lab.in_local(move || {
+        drop_cap_net_raw();
+        let collector = LinuxCollector::open().unwrap();
+        let caps = collector.caps();
+        let mut w = Watch {
+            agg: Aggregator::new(collector.mode()),
+            collector: Box::new(collector),
+            t0: Instant::now(),
+        };
+        w.tick();
+        let sent = num(&w.run(&mut [&mut tx])[0]);
+        (w.settle(&[(pid, sent, 0)], MAIN_TOL), caps, sent)
+    });
+    assert_eq!(num(&sink.output(Duration::from_secs(5))), 2_097_152);
+    assert!(!caps.packet_bytes);
+    assert!(
+        snap.collector
+            .notes
+            .iter()
+            .any(|n| n.message == sstopd::collect::linux::packet::NO_CAP_NOTE),
+        "{:?}",
+        snap.collector.notes
+    );
+    check(
+        &snap,
+        "TCP sender without CAP_NET_RAW",
+        pid,
+        sent,
+        0,
+        MAIN_TOL,
+    );
+}

@@ -27,6 +27,8 @@ pub struct Lab {
     pub peer_v4: String,
     pub local_v6: String,
     pub peer_v6: String,
+    veth_local: String,
+    veth_peer: String,
 }
 
 impl Lab {
@@ -42,33 +44,38 @@ impl Lab {
             peer_v4: format!("10.{a}.{b}.{}", 4 * n + 2),
             local_v6: format!("fd00:{a:x}:{b:x}:{n:x}::1"),
             peer_v6: format!("fd00:{a:x}:{b:x}:{n:x}::2"),
+            veth_local: format!("pk{tag}l"),
+            veth_peer: format!("pk{tag}p"),
         };
-        let (vl, vp) = (format!("pk{tag}l"), format!("pk{tag}p"));
         ip(&["netns", "add", &lab.local]);
         ip(&["netns", "add", &lab.peer]);
+        ip(&["-n", &lab.local, "link", "set", "lo", "up"]);
+        ip(&["-n", &lab.peer, "link", "set", "lo", "up"]);
+        lab.add_link();
+        lab
+    }
+
+    fn add_link(&self) {
+        let (vl, vp) = (&self.veth_local, &self.veth_peer);
+        let (l, p) = (&self.local, &self.peer);
         ip(&[
-            "link", "add", &vl, "netns", &lab.local, "type", "veth", "peer", "name", &vp, "netns",
-            &lab.peer,
+            "link", "add", vl, "netns", l, "type", "veth", "peer", "name", vp, "netns", p,
         ]);
         for (ns, dev, v4, v6) in [
-            (&lab.local, &vl, &lab.local_v4, &lab.local_v6),
-            (&lab.peer, &vp, &lab.peer_v4, &lab.peer_v6),
+            (l, vl, &self.local_v4, &self.local_v6),
+            (p, vp, &self.peer_v4, &self.peer_v6),
         ] {
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
             ip(&["-n", ns, "addr", "add", &format!("{v4}/30"), "dev", dev]);
-            ip(&[
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{v6}/64"),
-                "dev",
-                dev,
-                "nodad",
-            ]);
+            let v6 = format!("{v6}/64");
+            ip(&["-n", ns, "addr", "add", &v6, "dev", dev, "nodad"]);
             ip(&["-n", ns, "link", "set", dev, "up"]);
         }
-        lab
+    }
+
+    /// Delete the veth pair and create it again (new ifindex, same names and addresses).
+    pub fn recreate_link(&self) {
+        ip(&["-n", &self.local, "link", "del", &self.veth_local]);
+        self.add_link();
     }
 
     /// Run `f` on a thread inside namespace L (sockets it opens, children it spawns and
