@@ -8,6 +8,8 @@
 //! host-wide totals.
 
 #![cfg(target_os = "linux")]
+// Helpers shared by the tests panic on setup failure by design, like the tests themselves.
+#![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
