@@ -331,7 +331,7 @@ fn transfer_over_veth(v6: bool, up: u64, down: u64, tag: &str) {
         Some(&ns.name),
         &bin.python(&name("srv")),
         "server.py",
-        &[server_addr.clone()],
+        std::slice::from_ref(server_addr),
     );
     let port = server.line();
     let mut m = Monitor::new();
@@ -530,7 +530,7 @@ fn short_connections_are_attributed_to_their_process() {
         Some(&ns.name),
         &bin.python(&name("csv")),
         "server.py",
-        &[ns.v4.1.clone()],
+        std::slice::from_ref(&ns.v4.1),
     );
     let port = server.line();
     let mut m = Monitor::new();
