@@ -255,7 +255,8 @@ print fmt: \"family=%s ...\"
         let l = parse_format(FORMAT_6_18).unwrap();
         assert_eq!(l.decode(&record(2, 262, 7, 2)), None);
         assert_eq!(l.decode(&record(1, 6, 7, 2)), None);
-        assert_eq!(l.decode(&record(2, 6, 7, 2)[..40]), None);
+        assert_eq!(l.decode(&record(2, 6, 7, 2)[..38]), None);
+        assert_eq!(l.decode(&record(10, 6, 7, 2)[..60]), None);
         assert_eq!(l.decode(&[]), None);
     }
 }
