@@ -96,6 +96,13 @@ impl Aggregator {
                 continue;
             }
             let n = c.owners.len();
+            if let Some(remote) = c.remote {
+                for owner in &c.owners {
+                    let name = self.procs.name(owner).map(str::to_string);
+                    let name = name.unwrap_or_else(|| format!("pid {}", owner.pid));
+                    self.rollup.host_process(remote.ip(), &name, now);
+                }
+            }
             for ((owner, up), down) in c
                 .owners
                 .iter()

@@ -23,7 +23,8 @@ struct HostState {
     pending: (u64, u64),
     connections: u32,
     ports: BTreeSet<u16>,
-    processes: BTreeSet<String>,
+    /// Processes that talked to the host recently (open or closed connections) → when.
+    processes: HashMap<String, Duration>,
     last_active: Duration,
 }
 
@@ -52,6 +53,18 @@ impl Rollup {
         h.last_active = now;
     }
 
+    /// `name` moved bytes with `addr` (a closed connection's owner, say).
+    pub fn host_process(&mut self, addr: IpAddr, name: &str, now: Duration) {
+        if let Some(h) = self.hosts.get_mut(&addr) {
+            match h.processes.get_mut(name) {
+                Some(seen) => *seen = now,
+                None => {
+                    h.processes.insert(name.to_string(), now);
+                }
+            }
+        }
+    }
+
     pub fn credit_unattributed(&mut self, proto: Proto, up: u64, down: u64, now: Duration) {
         let b = self.unattributed.entry(proto).or_default();
         b.pending.0 = b.pending.0.saturating_add(up);
@@ -71,7 +84,8 @@ impl Rollup {
         for h in self.hosts.values_mut() {
             h.connections = 0;
             h.ports.clear();
-            h.processes.clear();
+            h.processes
+                .retain(|_, seen| now.saturating_sub(*seen) < IDLE_RETENTION);
         }
         for b in self.unattributed.values_mut() {
             b.connections = 0;
@@ -95,10 +109,13 @@ impl Rollup {
             h.ports.insert(remote.port());
             h.last_active = now;
             for owner in &s.owners {
-                if let Some(name) = procs.name(owner)
-                    && !h.processes.contains(name)
-                {
-                    h.processes.insert(name.to_string());
+                if let Some(name) = procs.name(owner) {
+                    match h.processes.get_mut(name) {
+                        Some(seen) => *seen = now,
+                        None => {
+                            h.processes.insert(name.to_string(), now);
+                        }
+                    }
                 }
             }
         }
@@ -123,7 +140,11 @@ impl Rollup {
                 traffic: h.traffic,
                 connections: h.connections,
                 ports: h.ports.iter().copied().collect(),
-                processes: h.processes.iter().cloned().collect(),
+                processes: {
+                    let mut names: Vec<String> = h.processes.keys().cloned().collect();
+                    names.sort();
+                    names
+                },
             })
             .collect();
         rows.sort_by_key(|h| h.addr);

@@ -12,6 +12,8 @@ use crate::collect::{ProcKey, SocketSample};
 
 /// How long a connect-time record waits for its socket to be seen or closed.
 pub const CONNECT_TTL: Duration = Duration::from_secs(30);
+/// How long owners of a socket that left the dumps are kept waiting for its destroy event.
+pub const COOKIE_TTL: Duration = Duration::from_secs(600);
 
 /// A process named at connect time (it may be gone by the time its bytes arrive).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,10 +27,10 @@ pub struct ConnectSeen {
 
 #[derive(Default)]
 pub struct Attribution {
-    /// cookie → owners, from the current and the previous dump (destroy events can trail
-    /// the dump that last listed the socket).
-    cookies: HashMap<u64, Vec<ProcKey>>,
-    prev_cookies: HashMap<u64, Vec<ProcKey>>,
+    /// cookie → (owners, last listed). Kept after a socket leaves the dumps: a TCP socket
+    /// that reached CLOSE while its fd is still open is unhashed (invisible to dumps)
+    /// until the fd closes and the destroy event arrives, possibly much later.
+    cookies: HashMap<u64, (Vec<ProcKey>, Duration)>,
     /// (proto, local port) → owners of a listener, current and previous dump.
     listeners: HashMap<(Proto, u16), Vec<ProcKey>>,
     prev_listeners: HashMap<(Proto, u16), Vec<ProcKey>>,
@@ -41,14 +43,23 @@ pub struct Attribution {
 
 impl Attribution {
     /// Remember owners of this dump's sockets (call after /proc owners were filled in).
-    pub fn learn_dump(&mut self, sockets: &[SocketSample]) {
-        self.prev_cookies = std::mem::take(&mut self.cookies);
+    pub fn learn_dump(&mut self, sockets: &[SocketSample], now: Duration) {
         self.prev_listeners = std::mem::take(&mut self.listeners);
         for s in sockets {
             if s.owners.is_empty() {
                 continue;
             }
-            self.cookies.insert(s.id, s.owners.clone());
+            match self.cookies.get_mut(&s.id) {
+                Some((owners, seen)) => {
+                    *seen = now;
+                    if *owners != s.owners {
+                        owners.clone_from(&s.owners);
+                    }
+                }
+                None => {
+                    self.cookies.insert(s.id, (s.owners.clone(), now));
+                }
+            }
             if s.is_listening() {
                 self.listeners
                     .insert((s.proto, s.local.port()), s.owners.clone());
@@ -57,10 +68,15 @@ impl Attribution {
     }
 
     /// Owners found for one socket after [`Attribution::learn_dump`] (by a fallback).
-    pub fn learn_owners(&mut self, cookie: u64, owners: &[ProcKey]) {
+    pub fn learn_owners(&mut self, cookie: u64, owners: &[ProcKey], now: Duration) {
         if !owners.is_empty() {
-            self.cookies.insert(cookie, owners.to_vec());
+            self.cookies.insert(cookie, (owners.to_vec(), now));
         }
+    }
+
+    /// A destroyed socket: its cookie is never seen again.
+    pub fn forget(&mut self, cookie: u64) {
+        self.cookies.remove(&cookie);
     }
 
     pub fn learn_connect(&mut self, seen: ConnectSeen) {
@@ -71,8 +87,11 @@ impl Attribution {
         }
     }
 
-    /// Drop connect records older than [`CONNECT_TTL`].
+    /// Drop connect records older than [`CONNECT_TTL`] and cookies unlisted for
+    /// [`COOKIE_TTL`] (their destroy event was lost).
     pub fn expire(&mut self, now: Duration) {
+        self.cookies
+            .retain(|_, (_, seen)| now.saturating_sub(*seen) < COOKIE_TTL);
         self.connects
             .retain(|_, c| now.saturating_sub(c.at) < CONNECT_TTL);
         self.by_remote
@@ -81,10 +100,7 @@ impl Attribution {
 
     /// Owners from an earlier dump.
     pub fn by_cookie(&self, cookie: u64) -> Option<&[ProcKey]> {
-        self.cookies
-            .get(&cookie)
-            .or_else(|| self.prev_cookies.get(&cookie))
-            .map(Vec::as_slice)
+        self.cookies.get(&cookie).map(|(o, _)| o.as_slice())
     }
 
     /// Owners for a socket /proc could not name: listener on its local port (passive),
@@ -179,26 +195,36 @@ mod tests {
     }
 
     #[test]
-    fn cookies_survive_one_dump_after_the_socket_left() {
+    fn cookies_outlive_the_dumps_until_destroyed_or_expired() {
         let mut a = Attribution::default();
-        a.learn_dump(&[sock(
+        let s = [sock(
             7,
             "127.0.0.1:5000",
             Some("127.0.0.1:80"),
             TcpState::Established,
             &[key(1)],
-        )]);
+        )];
+        a.learn_dump(&s, Duration::ZERO);
+        a.learn_dump(&s, Duration::from_secs(5));
         assert_eq!(a.by_cookie(7), Some(&[key(1)][..]));
-        a.learn_dump(&[]);
+        // Unhashed (CLOSE with the fd still open): not in later dumps, still known.
+        a.learn_dump(&[], Duration::from_secs(6));
+        a.expire(Duration::from_secs(300));
         assert_eq!(a.by_cookie(7), Some(&[key(1)][..]));
-        a.learn_dump(&[]);
+        a.forget(7);
+        assert_eq!(a.by_cookie(7), None);
+        a.learn_dump(&s, Duration::ZERO);
+        a.expire(COOKIE_TTL);
         assert_eq!(a.by_cookie(7), None);
     }
 
     #[test]
     fn passive_side_belongs_to_the_listener_owner() {
         let mut a = Attribution::default();
-        a.learn_dump(&[sock(1, "0.0.0.0:8080", None, TcpState::Listen, &[key(10)])]);
+        a.learn_dump(
+            &[sock(1, "0.0.0.0:8080", None, TcpState::Listen, &[key(10)])],
+            Duration::ZERO,
+        );
         let owners = a.fallback(Proto::Tcp, sa("10.0.0.1:8080"), Some(sa("10.0.0.2:51000")));
         assert_eq!(owners, vec![key(10)]);
     }

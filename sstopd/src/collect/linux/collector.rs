@@ -170,22 +170,23 @@ impl LinuxCollector {
             s.owners = self.procmap.owners(s.inode).to_vec();
         }
         // Listeners of this very dump count for the fallback below.
-        self.attribution.learn_dump(sockets);
+        self.attribution.learn_dump(sockets, now);
         for s in sockets.iter_mut() {
             if s.owners.is_empty() && carries_bytes(s) {
                 s.owners = self.attribution.fallback(s.proto, s.local, s.remote);
-                self.attribution.learn_owners(s.id, &s.owners);
+                self.attribution.learn_owners(s.id, &s.owners, now);
             }
         }
     }
 
     /// Step 5: closed sockets' owners: earlier dumps, listener, connector.
-    fn name_closed(&self, closed: &mut [ClosedSocket]) {
+    fn name_closed(&mut self, closed: &mut [ClosedSocket]) {
         for c in closed {
             c.owners = match self.attribution.by_cookie(c.id) {
                 Some(o) => o.to_vec(),
                 None => self.attribution.fallback(c.proto, c.local, c.remote),
             };
+            self.attribution.forget(c.id);
         }
     }
 

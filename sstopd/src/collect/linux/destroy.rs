@@ -39,9 +39,14 @@ pub struct DestroyWatcher {
 
 impl DestroyWatcher {
     pub fn open() -> Result<Self, NetlinkError> {
+        Self::with_buffer(RCVBUF)
+    }
+
+    /// Like [`open`](Self::open) with a chosen kernel receive buffer (bytes).
+    pub fn with_buffer(rcvbuf: usize) -> Result<Self, NetlinkError> {
         let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
         socket.bind_auto()?;
-        set_large_rcvbuf(&socket)?;
+        set_rcvbuf(&socket, rcvbuf)?;
         socket.add_membership(SKNLGRP_INET_TCP_DESTROY)?;
         socket.add_membership(SKNLGRP_INET6_TCP_DESTROY)?;
         socket.set_non_blocking(true)?;
@@ -117,9 +122,9 @@ fn event_proto(payload: &[u8]) -> Option<Proto> {
 }
 
 /// SO_RCVBUFFORCE (root) lifts rmem_max; fall back to the capped SO_RCVBUF.
-fn set_large_rcvbuf(socket: &Socket) -> Result<(), NetlinkError> {
+fn set_rcvbuf(socket: &Socket, bytes: usize) -> Result<(), NetlinkError> {
     use std::os::fd::AsRawFd;
-    let size = RCVBUF as libc::c_int;
+    let size = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
     // SAFETY: valid fd owned by `socket`; the option value is a c_int that outlives the call.
     let rc = unsafe {
         libc::setsockopt(

@@ -1,8 +1,8 @@
 //! /proc/<pid>/fd → socket inode → owners; /proc/<pid>/stat, status, cmdline for who they are.
 //!
 //! Incremental: the inode → owners map is kept between cycles. A cycle that finds every
-//! socket it cares about already mapped touches /proc not at all. Otherwise it rescans
-//! pids that are new, whose fd count changed (the size of `/proc/<pid>/fd` is its fd
+//! socket it cares about already mapped lists /proc and reads only new pids' fds.
+//! Otherwise it rescans pids that are new, whose fd count changed (the size of `/proc/<pid>/fd` is its fd
 //! count on Linux ≥ 6.2) or that were hinted (connect-time tracing, listener owners),
 //! then, if inodes are still unknown, every pid of the sockets' uids. A full rescan
 //! runs at a low rate regardless, and resets the "tried and not found" set.
@@ -123,10 +123,9 @@ impl ProcMap {
             .copied()
             .filter(|(inode, _)| !self.is_settled(*inode))
             .collect();
-        if !full_due && pending.is_empty() {
-            return ScanStats::default();
-        }
         let mut stats = ScanStats::default();
+        // Listing /proc is cheap (one readdir); new pids are scanned every cycle so a
+        // fork that inherits sockets shows as shared within one interval.
         let listed = match self.list_pids() {
             Ok(l) => l,
             Err(_) => return stats,
@@ -134,6 +133,19 @@ impl ProcMap {
         stats.pids_listed = listed.len();
         self.forget_missing(&listed);
         self.out_of_fds = false;
+        if !full_due && pending.is_empty() {
+            let fresh: Vec<u32> = listed
+                .iter()
+                .copied()
+                .filter(|p| !self.pids.contains_key(p))
+                .collect();
+            for pid in fresh {
+                if !self.scan_pid(pid, &mut stats) {
+                    break;
+                }
+            }
+            return stats;
+        }
         if full_due {
             self.last_full = Some(now);
             self.unresolvable.clear();

@@ -1,0 +1,619 @@
+//! End to end on the real kernel (root, as CI runs): real processes with distinctive
+//! names move known byte counts; `LinuxCollector` + `Aggregator`, ticked here, must
+//! credit them within ±3 % per direction, once per end, nothing double-counted.
+//!
+//! Traffic stays on loopback or inside a network namespace + veth pair each test makes
+//! (named with this process's pid, deleted by a guard). Other tests on the host move
+//! traffic too, so assertions look at our processes by pid, and at sums, never at
+//! host-wide totals.
+
+#![cfg(target_os = "linux")]
+// Helpers shared by the tests panic on setup failure by design, like the tests themselves.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use proto::{CollectorMode, Snapshot};
+use sstopd::aggregate::Aggregator;
+use sstopd::collect::Collector;
+use sstopd::collect::linux::LinuxCollector;
+
+const TICK: Duration = Duration::from_millis(250);
+
+// ---- guards -------------------------------------------------------------------------
+
+/// A child process killed and reaped on drop, whatever happened.
+struct Proc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Proc {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn line(&mut self) -> String {
+        let mut s = String::new();
+        self.out.read_line(&mut s).unwrap();
+        assert!(!s.is_empty(), "child {} ended early", self.pid());
+        s.trim().to_string()
+    }
+
+    /// Close stdin: the scripts exit when it closes.
+    fn release(&mut self) {
+        self.stdin.take();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stdin.take();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A network namespace with a veth pair: host side `.1`, namespace side `.2`.
+struct Netns {
+    name: String,
+    host_if: String,
+    v4: (String, String),
+    v6: (String, String),
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+fn run(args: &[&str]) {
+    let st = Command::new(args[0]).args(&args[1..]).status().unwrap();
+    assert!(st.success(), "{args:?} failed");
+}
+
+impl Netns {
+    fn new() -> Netns {
+        let pid = std::process::id();
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let name = format!("sstl{pid}n{n}");
+        let host_if = format!("sl{pid}{n}a");
+        let peer_if = format!("sl{pid}{n}b");
+        // A /24 and a /64 of our own, derived from pid and sequence.
+        let id = (pid % 200) * 16 + n % 16;
+        let (a, b) = (100 + id / 250, id % 250);
+        let ns = Netns {
+            v4: (format!("10.{a}.{b}.1"), format!("10.{a}.{b}.2")),
+            v6: (
+                format!("fd5e:{a:x}:{b:x}::1"),
+                format!("fd5e:{a:x}:{b:x}::2"),
+            ),
+            name,
+            host_if,
+        };
+        run(&["ip", "netns", "add", &ns.name]);
+        run(&[
+            "ip",
+            "link",
+            "add",
+            &ns.host_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &peer_if,
+            "netns",
+            &ns.name,
+        ]);
+        run(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/24", ns.v4.0),
+            "dev",
+            &ns.host_if,
+        ]);
+        run(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/64", ns.v6.0),
+            "dev",
+            &ns.host_if,
+            "nodad",
+        ]);
+        run(&["ip", "link", "set", &ns.host_if, "up"]);
+        let inside = |args: &[&str]| {
+            let mut full = vec!["ip", "-n", &ns.name];
+            full.extend_from_slice(args);
+            run(&full);
+        };
+        inside(&["addr", "add", &format!("{}/24", ns.v4.1), "dev", &peer_if]);
+        inside(&[
+            "addr",
+            "add",
+            &format!("{}/64", ns.v6.1),
+            "dev",
+            &peer_if,
+            "nodad",
+        ]);
+        inside(&["link", "set", &peer_if, "up"]);
+        inside(&["link", "set", "lo", "up"]);
+        ns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+// ---- processes with distinctive names ------------------------------------------------
+
+struct Bin {
+    dir: tempfile::TempDir,
+}
+
+impl Bin {
+    fn new() -> Bin {
+        Bin {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A copy of python3 named `name` (≤ 15 bytes: that is the comm we look for).
+    fn python(&self, name: &str) -> PathBuf {
+        assert!(name.len() <= 15);
+        let path = self.dir.path().join(name);
+        if !path.exists() {
+            std::fs::copy("/usr/bin/python3", &path).unwrap();
+        }
+        path
+    }
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/linux_e2e")
+        .join(name)
+}
+
+fn spawn(netns: Option<&str>, exe: &Path, script_name: &str, args: &[String]) -> Proc {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    cmd.arg(script(script_name))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stdin = child.stdin.take();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    Proc { child, stdin, out }
+}
+
+/// Unique short process names per test process.
+fn name(tag: &str) -> String {
+    format!("s{}{}", tag, std::process::id() % 100_000)
+}
+
+// ---- the monitor, ticked by hand ------------------------------------------------------
+
+struct Monitor {
+    collector: LinuxCollector,
+    agg: Aggregator,
+    t0: Instant,
+    last: Snapshot,
+    /// Slowest collect() seen.
+    worst: Duration,
+}
+
+impl Monitor {
+    fn new() -> Monitor {
+        let mut m = Monitor {
+            collector: LinuxCollector::open().expect("netlink collector (root, inet_diag)"),
+            agg: Aggregator::new(CollectorMode::Netlink),
+            t0: Instant::now(),
+            last: Snapshot::empty(CollectorMode::Netlink),
+            worst: Duration::ZERO,
+        };
+        m.tick();
+        m
+    }
+
+    fn tick(&mut self) -> &Snapshot {
+        let started = Instant::now();
+        let sample = self.collector.collect().unwrap();
+        self.worst = self.worst.max(started.elapsed());
+        self.agg.ingest(sample, self.t0.elapsed(), 0);
+        self.last = self.agg.snapshot();
+        &self.last
+    }
+
+    /// Tick every [`TICK`] until `done` holds or `timeout` passes; returns whether it held.
+    fn until(&mut self, timeout: Duration, mut done: impl FnMut(&Snapshot) -> bool) -> bool {
+        let end = Instant::now() + timeout;
+        loop {
+            if done(self.tick()) {
+                return true;
+            }
+            if Instant::now() > end {
+                return false;
+            }
+            std::thread::sleep(TICK);
+        }
+    }
+
+    /// Tick while running `f` in between (e.g. waiting for a child's line).
+    fn during<T: Send>(&mut self, f: impl FnOnce() -> T + Send) -> T {
+        std::thread::scope(|s| {
+            let h = s.spawn(f);
+            while !h.is_finished() {
+                self.tick();
+                std::thread::sleep(TICK);
+            }
+            h.join().unwrap()
+        })
+    }
+
+    fn bytes(&self, pid: u32) -> (u64, u64) {
+        self.last
+            .processes
+            .iter()
+            .filter(|p| p.pid == pid)
+            .fold((0, 0), |acc, p| {
+                (acc.0 + p.traffic.up_bytes, acc.1 + p.traffic.down_bytes)
+            })
+    }
+}
+
+fn within(got: u64, want: u64, pct: f64) -> bool {
+    (got as f64 - want as f64).abs() <= want as f64 * pct / 100.0
+}
+
+fn assert_within(what: &str, got: u64, want: u64) {
+    assert!(
+        within(got, want, 3.0),
+        "{what}: got {got}, want {want} ±3 %"
+    );
+}
+
+/// Per-process figures plus the unattributed rows add up to the totals, byte for byte.
+fn assert_sums(s: &Snapshot) {
+    let up: u64 = s.processes.iter().map(|p| p.traffic.up_bytes).sum::<u64>()
+        + s.unattributed
+            .iter()
+            .map(|u| u.traffic.up_bytes)
+            .sum::<u64>();
+    let down: u64 = s
+        .processes
+        .iter()
+        .map(|p| p.traffic.down_bytes)
+        .sum::<u64>()
+        + s.unattributed
+            .iter()
+            .map(|u| u.traffic.down_bytes)
+            .sum::<u64>();
+    // Processes dropped after retention take their bytes out of the sum; none here
+    // within one test's lifetime (< 60 s).
+    assert_eq!(
+        (up, down),
+        (s.totals.traffic.up_bytes, s.totals.traffic.down_bytes)
+    );
+}
+
+// ---- the tests ------------------------------------------------------------------------
+
+/// One client in the host namespace against a server inside our namespace.
+fn transfer_over_veth(v6: bool, up: u64, down: u64, tag: &str) {
+    let ns = Netns::new();
+    let bin = Bin::new();
+    let (host, server_addr) = if v6 {
+        (&ns.v6.0, &ns.v6.1)
+    } else {
+        (&ns.v4.0, &ns.v4.1)
+    };
+    let _ = host;
+    let mut server = spawn(
+        Some(&ns.name),
+        &bin.python(&name("srv")),
+        "server.py",
+        std::slice::from_ref(server_addr),
+    );
+    let port = server.line();
+    let mut m = Monitor::new();
+    let cname = name(tag);
+    let mut client = spawn(
+        None,
+        &bin.python(&cname),
+        "client.py",
+        &[server_addr.clone(), port, up.to_string(), down.to_string()],
+    );
+    let done = m.during(|| client.line());
+    assert_eq!(done, format!("done {down}"));
+    let pid = client.pid();
+    m.tick();
+    let row = m
+        .last
+        .processes
+        .iter()
+        .find(|p| p.pid == pid)
+        .expect("client row while it runs");
+    assert_eq!(row.name, cname);
+    assert!(row.alive);
+    // The remote host row names our client.
+    let remote: std::net::IpAddr = server_addr.parse().unwrap();
+    let h = m
+        .last
+        .remote_hosts
+        .iter()
+        .find(|h| h.addr == remote)
+        .expect("remote host row");
+    assert!(h.processes.contains(&cname), "{:?}", h.processes);
+    // Close: the last bytes arrive with the destroy event, credited through the cookie
+    // cache to the process that has exited by then.
+    client.release();
+    let _ = client.child.wait();
+    let want = (up + 8, down);
+    let ok = m.until(Duration::from_secs(5), |s| {
+        s.processes.iter().any(|p| {
+            p.pid == pid
+                && within(p.traffic.up_bytes, want.0, 3.0)
+                && within(p.traffic.down_bytes, want.1, 3.0)
+        })
+    });
+    let (got_up, got_down) = m.bytes(pid);
+    assert!(
+        ok,
+        "client {cname}: up {got_up} down {got_down}, want {want:?}"
+    );
+    assert_sums(&m.last);
+    drop(server);
+}
+
+#[test]
+fn tcp_v4_upload_over_veth() {
+    transfer_over_veth(false, 3_000_000, 0, "u4");
+}
+
+#[test]
+fn tcp_v4_download_over_veth() {
+    transfer_over_veth(false, 0, 4_000_000, "d4");
+}
+
+#[test]
+fn tcp_v4_both_directions_over_veth() {
+    transfer_over_veth(false, 2_500_000, 1_500_000, "b4");
+}
+
+#[test]
+fn tcp_v6_both_directions_over_veth() {
+    transfer_over_veth(true, 2_000_000, 3_000_000, "b6");
+}
+
+#[test]
+fn loopback_counts_once_per_end() {
+    let bin = Bin::new();
+    let sname = name("lsv");
+    let mut server = spawn(
+        None,
+        &bin.python(&sname),
+        "server.py",
+        &["127.0.0.1".into()],
+    );
+    let port = server.line();
+    let mut m = Monitor::new();
+    let (up, down) = (1_000_000u64, 2_000_000u64);
+    let cname = name("lcl");
+    let mut client = spawn(
+        None,
+        &bin.python(&cname),
+        "client.py",
+        &["127.0.0.1".into(), port, up.to_string(), down.to_string()],
+    );
+    m.during(|| client.line());
+    let (cp, sp) = (client.pid(), server.pid());
+    client.release();
+    let ok = m.until(Duration::from_secs(5), |s| {
+        let b = |pid| {
+            s.processes
+                .iter()
+                .filter(|p| p.pid == pid)
+                .fold((0, 0), |a, p| {
+                    (a.0 + p.traffic.up_bytes, a.1 + p.traffic.down_bytes)
+                })
+        };
+        let (c, sv) = (b(cp), b(sp));
+        within(c.0, up + 8, 3.0)
+            && within(c.1, down, 3.0)
+            && within(sv.0, down, 3.0)
+            && within(sv.1, up + 8, 3.0)
+    });
+    assert!(ok, "client {:?} server {:?}", m.bytes(cp), m.bytes(sp));
+    // Each end counted once: the two ends together moved exactly what was sent.
+    let (c, s) = (m.bytes(cp), m.bytes(sp));
+    assert_within("both ends up", c.0 + s.0, up + 8 + down);
+    assert_within("both ends down", c.1 + s.1, up + 8 + down);
+    let lp = m
+        .last
+        .listen_ports
+        .iter()
+        .find(|l| l.pid == sp)
+        .expect("listen port row");
+    assert_eq!(lp.name, sname);
+    assert_sums(&m.last);
+}
+
+#[test]
+fn socket_shared_by_parent_and_child_is_split_exactly() {
+    let bin = Bin::new();
+    let mut server = spawn(
+        None,
+        &bin.python(&name("ssv")),
+        "server.py",
+        &["127.0.0.1".into()],
+    );
+    let port = server.line();
+    let mut m = Monitor::new();
+    let go = tempfile::tempdir().unwrap();
+    let go_file = go.path().join("go");
+    let (up, down) = (2_000_000u64, 1_000_000u64);
+    let mut parent = spawn(
+        None,
+        &bin.python(&name("shp")),
+        "shared.py",
+        &[
+            "127.0.0.1".into(),
+            port,
+            up.to_string(),
+            down.to_string(),
+            go_file.display().to_string(),
+        ],
+    );
+    let child_line = parent.line();
+    let cpid: u32 = child_line.strip_prefix("child ").unwrap().parse().unwrap();
+    let ppid = parent.pid();
+    // Wait until both are seen holding the socket, then let the child send.
+    let shared = m.until(Duration::from_secs(5), |s| {
+        s.processes
+            .iter()
+            .filter(|p| (p.pid == ppid || p.pid == cpid) && p.shared >= 1)
+            .count()
+            == 2
+    });
+    assert!(shared, "parent and child not both marked shared");
+    std::fs::write(&go_file, b"go").unwrap();
+    m.during(|| parent.line());
+    parent.release();
+    let want = (up + 8, down);
+    let ok = m.until(Duration::from_secs(5), |s| {
+        let sum = s
+            .processes
+            .iter()
+            .filter(|p| p.pid == ppid || p.pid == cpid)
+            .fold((0, 0), |a, p| {
+                (a.0 + p.traffic.up_bytes, a.1 + p.traffic.down_bytes)
+            });
+        within(sum.0, want.0, 3.0) && within(sum.1, want.1, 3.0)
+    });
+    let (p, c) = (m.bytes(ppid), m.bytes(cpid));
+    assert!(ok, "parent {p:?} child {c:?} want {want:?}");
+    // Split evenly: each holds half of what moved while both held it.
+    assert_within("parent half up", p.0, want.0 / 2);
+    assert_within("child half up", c.0, want.0 / 2);
+    assert_within("parent half down", p.1, want.1 / 2);
+    assert!(
+        p.0.abs_diff(c.0) <= want.0 / 100 + 16,
+        "uneven split {p:?} {c:?}"
+    );
+    assert_sums(&m.last);
+}
+
+#[test]
+fn short_connections_are_attributed_to_their_process() {
+    let ns = Netns::new();
+    let bin = Bin::new();
+    let mut server = spawn(
+        Some(&ns.name),
+        &bin.python(&name("csv")),
+        "server.py",
+        std::slice::from_ref(&ns.v4.1),
+    );
+    let port = server.line();
+    let mut m = Monitor::new();
+    let size = 4096u64;
+    let mut churn = spawn(
+        None,
+        &bin.python(&name("chu")),
+        "churn.py",
+        &[
+            ns.v4.1.clone(),
+            port,
+            "60".into(),
+            "3".into(),
+            size.to_string(),
+        ],
+    );
+    let line = m.during(|| churn.line());
+    let n: u64 = line.strip_prefix("done ").unwrap().parse().unwrap();
+    assert!(n >= 150, "only {n} connections in 3 s");
+    let pid = churn.pid();
+    let want = (n * (size + 8), n * size);
+    m.until(Duration::from_secs(3), |s| {
+        s.processes.iter().any(|p| {
+            p.pid == pid
+                && p.traffic.up_bytes >= want.0 * 98 / 100
+                && p.traffic.down_bytes >= want.1 * 98 / 100
+        })
+    });
+    let got = m.bytes(pid);
+    assert!(
+        got.0 >= want.0 * 98 / 100 && got.1 >= want.1 * 98 / 100 && got.0 <= want.0 * 103 / 100,
+        "churn process credited {got:?} of {want:?} (notes: {:?})",
+        m.last.collector.notes
+    );
+    assert_sums(&m.last);
+}
+
+#[test]
+fn five_thousand_idle_connections_beside_one_busy_one() {
+    let bin = Bin::new();
+    let mut server = spawn(
+        None,
+        &bin.python(&name("isv")),
+        "server.py",
+        &["127.0.0.1".into()],
+    );
+    let port = server.line();
+    let mut idle = spawn(
+        None,
+        &bin.python(&name("idl")),
+        "idle.py",
+        &["127.0.0.1".into(), port.clone(), "5000".into()],
+    );
+    assert_eq!(idle.line(), "ready 5000");
+    let mut m = Monitor::new();
+    let ipid = idle.pid();
+    assert!(
+        m.until(Duration::from_secs(5), |s| s
+            .processes
+            .iter()
+            .any(|p| p.pid == ipid && p.connections >= 5000)),
+        "idle process connections not counted"
+    );
+    let (up, down) = (3_000_000u64, 3_000_000u64);
+    let mut busy = spawn(
+        None,
+        &bin.python(&name("bsy")),
+        "client.py",
+        &["127.0.0.1".into(), port, up.to_string(), down.to_string()],
+    );
+    m.during(|| busy.line());
+    let bpid = busy.pid();
+    busy.release();
+    let ok = m.until(Duration::from_secs(5), |s| {
+        s.processes.iter().any(|p| {
+            p.pid == bpid
+                && within(p.traffic.up_bytes, up + 8, 3.0)
+                && within(p.traffic.down_bytes, down, 3.0)
+        })
+    });
+    assert!(ok, "busy {:?}", m.bytes(bpid));
+    assert_eq!(m.bytes(ipid), (0, 0));
+    assert_sums(&m.last);
+    eprintln!("slowest collect with ~10k loopback sockets: {:?}", m.worst);
+    idle.release();
+}
