@@ -122,8 +122,9 @@ impl Ledger {
         // Closed before any dump listed them: credited straight into `closed`.
         let mut late: HashMap<SocketId, (u64, u64)> = HashMap::new();
         for c in closed.iter() {
-            if !self.entries.contains_key(&c.id) && !current.contains(&c.id) {
-                index.add(&closed_as_sample(c));
+            let s = closed_as_sample(c);
+            if eligible(&s) && !self.entries.contains_key(&c.id) && !current.contains(&c.id) {
+                index.add(&s);
                 late.insert(c.id, (0, 0));
             }
         }
