@@ -100,6 +100,25 @@ impl Lab {
     pub fn spawn_peer(&self, script: &str, args: &[&str]) -> Proc {
         Proc::spawn(&self.peer, script, args)
     }
+
+    /// A handle that starts helpers from inside `in_local` (after the collector opened,
+    /// so no traffic predates its first sample).
+    pub fn spawner(&self) -> Spawner {
+        Spawner {
+            local: self.local.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Spawner {
+    local: String,
+}
+
+impl Spawner {
+    pub fn local(&self, script: &str, args: &[&str]) -> Proc {
+        Proc::spawn(&self.local, script, args)
+    }
 }
 
 impl Drop for Lab {
