@@ -40,8 +40,7 @@ pub struct PacketCounter {
     keep: Keep,
     capture: Result<Capture, String>,
     ledger: attribute::Ledger,
-    drops: u64,
-    drops_rising: u32,
+    drops: DropTracker,
 }
 
 impl PacketCounter {
@@ -59,8 +58,7 @@ impl PacketCounter {
             keep,
             capture,
             ledger: attribute::Ledger::default(),
-            drops: 0,
-            drops_rising: 0,
+            drops: DropTracker::default(),
         }
     }
 
@@ -107,25 +105,14 @@ impl PacketCounter {
         let unexplained = self.ledger.account(sockets, closed, batch.flows, eligible);
 
         let mut notes = Vec::new();
-        self.drops += batch.drops;
-        self.drops_rising = if batch.drops > 0 {
-            DROP_NOTE_TICKS
-        } else {
-            self.drops_rising.saturating_sub(1)
-        };
-        if self.drops_rising > 0 {
-            notes.push(Note::warning(format!(
-                "packet capture is losing frames: {} dropped by the kernel since start",
-                self.drops
-            )));
-        }
+        notes.extend(self.drops.add(batch.drops));
         if let Some(err) = capture.error() {
             notes.push(Note::warning(format!("packet capture stopped: {err}")));
         }
         Accounting {
             unexplained,
             notes,
-            capture_drops: self.drops,
+            capture_drops: self.drops.total,
         }
     }
 }
@@ -145,5 +132,49 @@ impl Accounting {
         sample.unexplained.extend(self.unexplained);
         sample.notes.extend(self.notes);
         sample.capture_drops = sample.capture_drops.max(self.capture_drops);
+    }
+}
+
+/// Kernel drops since start; a warning while they rose within the last few samples.
+#[derive(Debug, Default)]
+struct DropTracker {
+    total: u64,
+    /// Samples left to show the warning.
+    show: u32,
+}
+
+impl DropTracker {
+    fn add(&mut self, new: u64) -> Option<Note> {
+        self.total += new;
+        self.show = if new > 0 {
+            DROP_NOTE_TICKS
+        } else {
+            self.show.saturating_sub(1)
+        };
+        (self.show > 0).then(|| {
+            Note::warning(format!(
+                "packet capture is losing frames: {} dropped by the kernel since start",
+                self.total
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_note_appears_when_drops_rise_and_fades() {
+        let mut d = DropTracker::default();
+        assert_eq!(d.add(0), None);
+        let n = d.add(42).unwrap();
+        assert!(n.message.contains("42 dropped"));
+        assert_eq!(n.severity, proto::Severity::Warning);
+        for _ in 1..DROP_NOTE_TICKS {
+            assert!(d.add(0).is_some());
+        }
+        assert_eq!(d.add(0), None);
+        assert_eq!(d.total, 42);
     }
 }
