@@ -1,5 +1,7 @@
 //! Capture cost: CPU of the capture thread per 100k packets/s of UDP on loopback, and
 //! kernel drops. Runs in a private network namespace (no one else's traffic), as root.
+//! Also the whole process's CPU with and without the capture: the difference includes
+//! the kernel's side of the tap (filter + copy into the ring), charged to the sender.
 //!
 //! `cargo run --release -p sstopd --example capture_bench -- [packets_per_s] [seconds] [payload]`
 //! (defaults 100000, 5, 64).
@@ -32,11 +34,18 @@ fn main() -> anyhow::Result<()> {
         bail!("ip link set lo up failed");
     }
 
-    let capture = Capture::start(Keep::NonTcp).context("starting the capture")?;
-    let tid = capture_tid().context("capture thread not found")?;
-
     let sink = UdpSocket::bind("127.0.0.1:0")?;
     let dst = sink.local_addr()?;
+
+    // Baseline: the same traffic with no capture.
+    let base0 = process_cpu_ticks()?;
+    let tb = Instant::now();
+    let base_sent = send(dst, rate, secs, payload)?;
+    let base_cpu = (process_cpu_ticks()? - base0) as f64 / tb.elapsed().as_secs_f64();
+
+    let capture = Capture::start(Keep::NonTcp).context("starting the capture")?;
+    let tid = capture_tid().context("capture thread not found")?;
+    let proc0 = process_cpu_ticks()?;
     let sender = std::thread::spawn(move || send(dst, rate, secs, payload));
 
     let cpu0 = thread_cpu_ticks(tid)?;
@@ -53,6 +62,7 @@ fn main() -> anyhow::Result<()> {
     let sent = sender
         .join()
         .map_err(|_| anyhow::anyhow!("sender panicked"))??;
+    let with_cpu = (process_cpu_ticks()? - proc0) as f64 / elapsed;
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let cpu = (cpu1 - cpu0) as f64 / hz / elapsed;
@@ -67,8 +77,15 @@ fn main() -> anyhow::Result<()> {
     println!("capture thread CPU: {:.1}% of one core", cpu * 100.0);
     if pps > 0.0 {
         println!(
-            "=> {:.1}% of one core per 100k packets/s",
+            "=> {:.1}% of one core per 100k packets/s (capture thread)",
             cpu * 100.0 * 100_000.0 / pps
+        );
+        let extra = (with_cpu - base_cpu) / hz;
+        println!(
+            "process CPU without capture {:.1}% ({base_sent} sent), with {:.1}%: +{:.1}% of one core per 100k packets/s (tap + thread)",
+            base_cpu / hz * 100.0,
+            with_cpu / hz * 100.0,
+            extra * 100.0 * 100_000.0 / pps
         );
     }
     Ok(())
@@ -108,9 +125,19 @@ fn capture_tid() -> anyhow::Result<u32> {
     bail!("no sstopd-capture thread")
 }
 
+/// utime + stime of the whole process, in clock ticks.
+fn process_cpu_ticks() -> anyhow::Result<u64> {
+    stat_cpu_ticks(&std::fs::read_to_string("/proc/self/stat")?)
+}
+
 /// utime + stime of one thread, in clock ticks.
 fn thread_cpu_ticks(tid: u32) -> anyhow::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))?;
+    stat_cpu_ticks(&std::fs::read_to_string(format!(
+        "/proc/self/task/{tid}/stat"
+    ))?)
+}
+
+fn stat_cpu_ticks(stat: &str) -> anyhow::Result<u64> {
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
     let f: Vec<&str> = rest.split_whitespace().collect();
     // After ")": state is field 3; utime/stime are fields 14/15 → indices 11/12.
