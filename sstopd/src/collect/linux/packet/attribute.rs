@@ -7,6 +7,12 @@
 //! receive every packet of their protocol). Nothing matched → unexplained, by protocol
 //! and remote address: counted, never dropped.
 //!
+//! Counting happens at the packet tap, before the socket layer: a datagram the receiving
+//! socket then drops (full receive buffer, see `drops` in `/proc/net/udp`) still counts as
+//! received, so "down" may exceed what the application read (B13). Forwarded (routed or
+//! bridged) frames match no local socket and land in the unexplained bucket, once per
+//! interface they cross.
+//!
 //! The [`Ledger`] keeps per-socket cumulative bytes counted since the socket was first
 //! seen (all of them happened while we watched: the aggregator counts a socket born after
 //! its first sample in full). A socket that vanished is still matched for one more tick
