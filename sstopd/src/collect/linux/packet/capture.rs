@@ -2,6 +2,7 @@
 //! owns alone, and hands the whole batch over when the collector asks (once per tick).
 
 use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -16,8 +17,8 @@ use super::flows::{self, Batch};
 use super::frame::{self, LinkType};
 use super::ring::{RawFrame, Ring};
 
-/// Poll timeout: how long a stop or hand-off request may wait at most.
-const POLL_MS: i32 = 50;
+/// Poll timeout: the thread also wakes at once on a hand-off or stop request (eventfd).
+const POLL_MS: i32 = 200;
 
 #[derive(Debug, Error)]
 pub enum CaptureError {
@@ -32,7 +33,34 @@ pub enum CaptureError {
 struct Shared {
     want: AtomicBool,
     stop: AtomicBool,
+    /// eventfd that wakes the capture thread out of `poll` for a hand-off or a stop.
+    wake: OwnedFd,
     error: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn wake(&self) {
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from a live buffer to our eventfd; a full counter
+        // (EAGAIN) still leaves it readable, which is all we need.
+        unsafe { libc::write(self.wake.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+    }
+
+    fn clear_wake(&self) {
+        let mut buf = [0u8; 8];
+        // SAFETY: reads at most 8 bytes into a live buffer; nonblocking, EAGAIN is fine.
+        unsafe { libc::read(self.wake.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    }
+}
+
+fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain eventfd(2) call; the result is checked before use.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 pub struct Capture {
@@ -52,6 +80,7 @@ impl Capture {
         let shared = Arc::new(Shared {
             want: AtomicBool::new(false),
             stop: AtomicBool::new(false),
+            wake: eventfd().map_err(CaptureError::Unavailable)?,
             error: Mutex::new(None),
         });
         let (tx, rx) = mpsc::channel();
@@ -71,6 +100,7 @@ impl Capture {
     /// to hand its batch over; a batch that arrives later is merged into the next one.
     pub fn take(&self, timeout: Duration) -> Option<Batch> {
         self.shared.want.store(true, Ordering::Release);
+        self.shared.wake();
         let mut batch = match self.rx.recv_timeout(timeout) {
             Ok(b) => b,
             Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return None,
@@ -90,6 +120,7 @@ impl Capture {
 impl Drop for Capture {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
+        self.shared.wake();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -105,10 +136,11 @@ fn run(mut ring: Ring, keep: Keep, shared: &Shared, tx: &mpsc::Sender<Batch>) {
         }
     };
     while !shared.stop.load(Ordering::Acquire) {
-        if let Err(e) = ring.wait(POLL_MS) {
+        if let Err(e) = ring.wait(shared.wake.as_fd(), POLL_MS) {
             fail(format!("poll: {e}"));
             break;
         }
+        shared.clear_wake();
         ring.drain(|f| count(&mut batch, keep, f));
         if shared.want.swap(false, Ordering::AcqRel) {
             match ring.stats() {

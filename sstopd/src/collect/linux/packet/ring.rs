@@ -140,18 +140,26 @@ impl Ring {
         self.fd.as_fd()
     }
 
-    /// Wait up to `timeout_ms` for a block; `Ok(false)` on timeout or EINTR.
-    pub fn wait(&self, timeout_ms: i32) -> io::Result<bool> {
+    /// Wait up to `timeout_ms` for a block, or until `wake` (an eventfd) becomes readable;
+    /// `Ok(false)` on timeout or EINTR.
+    pub fn wait(&self, wake: BorrowedFd<'_>, timeout_ms: i32) -> io::Result<bool> {
         if self.block_ready(self.current) {
             return Ok(true);
         }
-        let mut pfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN | libc::POLLERR,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        let mut pfd = [
+            libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN | libc::POLLERR,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: wake.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: two valid pollfds.
+        let rc = unsafe { libc::poll(pfd.as_mut_ptr(), 2, timeout_ms) };
         if rc < 0 {
             let e = io::Error::last_os_error();
             return if e.kind() == io::ErrorKind::Interrupted {
