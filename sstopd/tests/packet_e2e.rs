@@ -559,3 +559,15 @@ fn main_without_cap_net_raw_notes_it_and_tcp_still_counts() {
         MAIN_TOL,
     );
 }
+
+/// `--collector packet` opens the fallback: mode Packet, bytes from the capture.
+#[test]
+fn collector_packet_choice_opens_the_fallback() {
+    let lab = Lab::new();
+    let (mode, caps) = lab.in_local(|| {
+        let c = sstopd::collect::open(sstopd::collect::CollectorChoice::Packet).unwrap();
+        (c.mode(), c.caps())
+    });
+    assert_eq!(mode, proto::CollectorMode::Packet);
+    assert!(caps.packet_bytes);
+}
