@@ -1,0 +1,634 @@
+//! Kill requests end to end: a real daemon (`sstopd::run_with`) on a temporary socket,
+//! real target processes running as other uids, and requests sent over the real
+//! socket by real unprivileged clients (this test binary re-run under `setpriv`, see
+//! `helper_client`). Every case checks the daemon's answer *and* what happened to
+//! the target (/proc state, waitpid).
+//!
+//! Needs root (CI runs as root): setpriv changes uid, the daemon signals other users.
+#![cfg(target_os = "linux")]
+// Test support code outside #[test] fns: a failed unwrap here is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use proto::{
+    Caps, ClientMsg, CollectorMode, KillOutcome, KillResult, PROTOCOL_VERSION, Proto, ServerMsg,
+    Signal, TcpState,
+};
+use sstopd::collect::{CollectError, Collector, ProcKey, ProcessInfo, Sample, SocketSample};
+
+/// Unused uids/gid (no passwd entry needed: setpriv takes numbers).
+const ALICE: u32 = 64_201;
+const BOB: u32 = 64_202;
+const ADMINS: u32 = 64_250;
+
+const HELPER_ENV: &str = "SSTOPD_KILL_TEST_HELPER";
+
+// ---------------------------------------------------------------- target processes
+
+/// A `sleep` running as `uid` (real uid, via setpriv); killed and reaped on drop.
+struct Target {
+    child: Child,
+    start_time: u64,
+}
+
+impl Target {
+    fn spawn_as(uid: u32) -> Target {
+        let child = Command::new("setpriv")
+            .args([
+                &format!("--reuid={uid}"),
+                &format!("--regid={uid}"),
+                "--clear-groups",
+            ])
+            .args(["sleep", "30"])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut target = Target {
+            child,
+            start_time: 0,
+        };
+        // setpriv execs sleep after changing uid; wait for that before putting it in view.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let status = std::fs::read_to_string(format!("/proc/{}/status", target.pid())).unwrap();
+            if status.contains("Name:\tsleep") && status.contains(&format!("Uid:\t{uid}\t")) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "setpriv did not exec sleep");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        target.start_time = stat(target.pid()).start_time;
+        target
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn key(&self) -> ProcKey {
+        ProcKey {
+            pid: self.pid(),
+            start_time: self.start_time,
+        }
+    }
+
+    /// Poll the /proc state letter until it is `want`; return the last one seen.
+    fn wait_state(&self, want: char) -> char {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let state = stat(self.pid()).state;
+            if state == want || Instant::now() > deadline {
+                return state;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Still running, not stopped, not reaped: nothing reached it.
+    fn assert_untouched(&mut self) {
+        assert!(self.child.try_wait().unwrap().is_none(), "target exited");
+        assert_eq!(self.wait_state('S'), 'S');
+    }
+
+    /// Reap and return the signal that ended it.
+    fn reap_signal(&mut self) -> Option<i32> {
+        self.child.wait().unwrap().signal()
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Stat {
+    state: char,
+    start_time: u64,
+}
+
+fn stat(pid: u32) -> Stat {
+    let raw = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &raw[raw.rfind(')').unwrap() + 1..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    Stat {
+        state: fields[0].chars().next().unwrap(),
+        start_time: fields[19].parse().unwrap(),
+    }
+}
+
+// ---------------------------------------------------------------- the daemon
+
+/// A collector whose view is exactly the given real processes, each owning one
+/// fake TCP connection that moves a few bytes per sample.
+struct ViewOf {
+    processes: Vec<(ProcKey, u32)>,
+    tick: u64,
+}
+
+impl Collector for ViewOf {
+    fn mode(&self) -> CollectorMode {
+        CollectorMode::Synthetic
+    }
+
+    fn caps(&self) -> Caps {
+        Caps::default()
+    }
+
+    fn collect(&mut self) -> Result<Sample, CollectError> {
+        self.tick += 1;
+        let mut sample = Sample::default();
+        for (i, &(key, uid)) in self.processes.iter().enumerate() {
+            sample.processes.push(ProcessInfo {
+                key,
+                ppid: 1,
+                uid,
+                comm: b"sleep".to_vec(),
+                name: "sleep".into(),
+                cmdline: "sleep 30".into(),
+                alive: true,
+            });
+            sample.sockets.push(SocketSample {
+                id: i as u64 + 1,
+                proto: Proto::Tcp,
+                local: format!("127.0.0.1:{}", 40_000 + i).parse().unwrap(),
+                remote: Some("127.0.0.1:9".parse().unwrap()),
+                state: Some(TcpState::Established),
+                uid,
+                inode: 0,
+                owners: vec![key],
+                sent: Some(self.tick * 100),
+                received: Some(self.tick * 300),
+            });
+        }
+        Ok(sample)
+    }
+}
+
+/// `sstopd` on a temporary socket (mode 0666 so any uid may connect), in this process,
+/// on its own runtime thread; shut down and joined on drop.
+struct Daemon {
+    socket: PathBuf,
+    shutdown: tokio_util::sync::CancellationToken,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    fn start(in_view: &[&Target], uids: &[u32], kill_gid: Option<u32>) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let socket = dir.path().join("sstopd.sock");
+        let mut config = sstopd::Config::new(&socket);
+        config.socket_mode = 0o666;
+        config.interval = Duration::from_millis(100);
+        config.kill_gid = kill_gid;
+        let collector = ViewOf {
+            processes: in_view
+                .iter()
+                .map(|t| t.key())
+                .zip(uids.iter().copied())
+                .collect(),
+            tick: 0,
+        };
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let token = shutdown.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(sstopd::run_with(config, Box::new(collector), token))
+                .unwrap();
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while UnixStream::connect(&socket).is_err() {
+            assert!(Instant::now() < deadline, "daemon did not start");
+            assert!(!thread.is_finished(), "daemon exited early");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Daemon {
+            socket,
+            shutdown,
+            thread: Some(thread),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------- the client
+
+/// A viewer on the daemon's socket speaking the real protocol.
+struct Viewer {
+    stream: UnixStream,
+    welcome_uid: u32,
+}
+
+impl Viewer {
+    fn connect(socket: &Path) -> Viewer {
+        let mut stream = UnixStream::connect(socket).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let hello = ClientMsg::Hello {
+            protocol: PROTOCOL_VERSION,
+            client: "kill-test".into(),
+        };
+        proto::write_frame(&mut stream, &hello).unwrap();
+        let welcome_uid = match Viewer::read(&mut stream) {
+            ServerMsg::Welcome(w) => w.viewer_uid,
+            other => panic!("expected Welcome, got {other:?}"),
+        };
+        Viewer {
+            stream,
+            welcome_uid,
+        }
+    }
+
+    fn read(stream: &mut UnixStream) -> ServerMsg {
+        let payload = proto::read_frame(stream).unwrap().expect("daemon closed");
+        proto::decode_payload(&payload).unwrap()
+    }
+
+    fn send(&mut self, msg: &ClientMsg) {
+        proto::write_frame(&mut self.stream, msg).unwrap();
+    }
+
+    /// Next KillResult, skipping snapshots.
+    fn kill_result(&mut self) -> KillResult {
+        loop {
+            match Viewer::read(&mut self.stream) {
+                ServerMsg::KillResult(r) => return r,
+                ServerMsg::Error { code, message } => panic!("daemon error {code:?}: {message}"),
+                _ => continue,
+            }
+        }
+    }
+}
+
+/// Run as a helper only (`HELPER_ENV` set by `ask_as`): connect as whoever setpriv made
+/// us, send the Kill requests from the environment, print the answers as JSON lines.
+#[test]
+fn helper_client() {
+    let Ok(spec) = std::env::var(HELPER_ENV) else {
+        return;
+    };
+    // "SOCKET PID START_TIME SIGNAL COUNT"
+    let parts: Vec<&str> = spec.split(' ').collect();
+    let mut viewer = Viewer::connect(Path::new(parts[0]));
+    let pid: u32 = parts[1].parse().unwrap();
+    let start_time: u64 = parts[2].parse().unwrap();
+    let signal = Signal::parse(parts[3]).unwrap();
+    let count: usize = parts[4].parse().unwrap();
+    // Pipelined: a flood arrives as fast as the socket carries it.
+    for _ in 0..count {
+        viewer.send(&ClientMsg::Kill {
+            pid,
+            start_time,
+            signal,
+        });
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "WELCOME_UID {}", viewer.welcome_uid).unwrap();
+    for _ in 0..count {
+        let r = viewer.kill_result();
+        writeln!(out, "KILLRESULT {}", serde_json::to_string(&r).unwrap()).unwrap();
+    }
+}
+
+/// Who asks: uid, gid and supplementary groups, as the kernel will report them.
+struct As {
+    uid: u32,
+    groups: &'static [u32],
+}
+
+const AS_ROOT: As = As {
+    uid: 0,
+    groups: &[],
+};
+const AS_ALICE: As = As {
+    uid: ALICE,
+    groups: &[],
+};
+const AS_ALICE_ADMIN: As = As {
+    uid: ALICE,
+    groups: &[ADMINS],
+};
+
+/// Send `count` Kill requests as `who` from a separate process and return the answers.
+fn ask_as(
+    who: &As,
+    daemon: &Daemon,
+    pid: u32,
+    start_time: u64,
+    signal: &str,
+    count: usize,
+) -> Vec<KillResult> {
+    let groups = if who.groups.is_empty() {
+        "--clear-groups".to_string()
+    } else {
+        let list: Vec<String> = who.groups.iter().map(u32::to_string).collect();
+        format!("--groups={}", list.join(","))
+    };
+    let out = Command::new("setpriv")
+        .args([
+            &format!("--reuid={}", who.uid),
+            &format!("--regid={}", who.uid),
+            &groups,
+        ])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "helper_client",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(
+            HELPER_ENV,
+            format!(
+                "{} {pid} {start_time} {signal} {count}",
+                daemon.socket.display()
+            ),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "helper failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The daemon saw the uid setpriv gave us, whatever the message could have said.
+    assert!(
+        stdout.contains(&format!("WELCOME_UID {}\n", who.uid)),
+        "{stdout}"
+    );
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("KILLRESULT "))
+        .map(|j| serde_json::from_str(j).unwrap())
+        .collect()
+}
+
+fn ask_once(who: &As, daemon: &Daemon, pid: u32, start_time: u64, signal: &str) -> KillResult {
+    let mut answers = ask_as(who, daemon, pid, start_time, signal, 1);
+    assert_eq!(answers.len(), 1);
+    answers.remove(0)
+}
+
+// ---------------------------------------------------------------- cases
+
+#[test]
+fn own_process_is_signalled() {
+    let mut mine = Target::spawn_as(ALICE);
+    let daemon = Daemon::start(&[&mine], &[ALICE], None);
+    let r = ask_once(&AS_ALICE, &daemon, mine.pid(), mine.start_time, "TERM");
+    assert_eq!(r.outcome, KillOutcome::Sent, "{}", r.message);
+    assert_eq!(
+        r.message,
+        format!("sent TERM to process {} (sleep)", mine.pid())
+    );
+    assert_eq!(mine.reap_signal(), Some(libc::SIGTERM));
+}
+
+#[test]
+fn another_users_process_is_denied() {
+    let mut bobs = Target::spawn_as(BOB);
+    let daemon = Daemon::start(&[&bobs], &[BOB], None);
+    let r = ask_once(&AS_ALICE, &daemon, bobs.pid(), bobs.start_time, "KILL");
+    assert_eq!(r.outcome, KillOutcome::Denied, "{}", r.message);
+    assert_eq!(
+        r.message,
+        format!(
+            "refused: process {} (sleep) belongs to uid {BOB}; you (uid {ALICE}) may only signal \
+             your own processes",
+            bobs.pid()
+        )
+    );
+    bobs.assert_untouched();
+}
+
+#[test]
+fn root_may_signal_anyone() {
+    let bobs = Target::spawn_as(BOB);
+    let daemon = Daemon::start(&[&bobs], &[BOB], None);
+    let r = ask_once(&AS_ROOT, &daemon, bobs.pid(), bobs.start_time, "STOP");
+    assert_eq!(r.outcome, KillOutcome::Sent, "{}", r.message);
+    assert_eq!(bobs.wait_state('T'), 'T');
+    let r = ask_once(&AS_ROOT, &daemon, bobs.pid(), bobs.start_time, "CONT");
+    assert_eq!(r.outcome, KillOutcome::Sent, "{}", r.message);
+    assert_eq!(bobs.wait_state('S'), 'S');
+}
+
+#[test]
+fn admin_group_only_when_configured() {
+    let mut bobs = Target::spawn_as(BOB);
+    {
+        let daemon = Daemon::start(&[&bobs], &[BOB], None);
+        let r = ask_once(
+            &AS_ALICE_ADMIN,
+            &daemon,
+            bobs.pid(),
+            bobs.start_time,
+            "KILL",
+        );
+        assert_eq!(r.outcome, KillOutcome::Denied, "{}", r.message);
+        bobs.assert_untouched();
+    }
+    let daemon = Daemon::start(&[&bobs], &[BOB], Some(ADMINS));
+    // Not in the group: still only their own.
+    let r = ask_once(&AS_ALICE, &daemon, bobs.pid(), bobs.start_time, "KILL");
+    assert_eq!(r.outcome, KillOutcome::Denied, "{}", r.message);
+    bobs.assert_untouched();
+    // In the group (supplementary, as SO_PEERGROUPS reports it).
+    let r = ask_once(
+        &AS_ALICE_ADMIN,
+        &daemon,
+        bobs.pid(),
+        bobs.start_time,
+        "KILL",
+    );
+    assert_eq!(r.outcome, KillOutcome::Sent, "{}", r.message);
+    assert_eq!(bobs.reap_signal(), Some(libc::SIGKILL));
+}
+
+#[test]
+fn stale_start_time_is_refused_and_the_process_untouched() {
+    // The pid the viewer names is alive and in view, but with another start time:
+    // exactly what a recycled pid looks like.
+    let mut mine = Target::spawn_as(ALICE);
+    let daemon = Daemon::start(&[&mine], &[ALICE], None);
+    let r = ask_once(&AS_ALICE, &daemon, mine.pid(), mine.start_time - 1, "KILL");
+    assert_eq!(r.outcome, KillOutcome::Stale, "{}", r.message);
+    assert!(r.message.contains("nothing was signalled"), "{}", r.message);
+    mine.assert_untouched();
+}
+
+#[test]
+fn init_kernel_threads_and_the_daemon_are_refused() {
+    let daemon = Daemon::start(&[], &[], Some(0));
+    let me = std::process::id();
+    let before_1 = stat(1);
+    // pid 1 and kthreadd get CONT (harmless even if it went through); the daemon gets TERM,
+    // which would end this very test binary if it were delivered.
+    for (pid, signal, words) in [
+        (1, "CONT", "init process"),
+        (2, "CONT", "kernel thread"),
+        (me, "TERM", "sstopd itself"),
+    ] {
+        let start_time = stat(pid).start_time;
+        let r = ask_once(&AS_ROOT, &daemon, pid, start_time, signal);
+        assert_eq!(r.outcome, KillOutcome::Denied, "{pid}: {}", r.message);
+        assert!(r.message.contains(words), "{pid}: {}", r.message);
+    }
+    let after_1 = stat(1);
+    assert_eq!(
+        (after_1.state == 'T', after_1.start_time),
+        (false, before_1.start_time)
+    );
+    assert_ne!(stat(me).state, 'T');
+}
+
+#[test]
+fn unlisted_signal_number_is_refused() {
+    let mut mine = Target::spawn_as(ALICE);
+    let daemon = Daemon::start(&[&mine], &[ALICE], None);
+    // "9" travels as Signal::Other(9): numbers are never trusted, even SIGKILL's.
+    for n in ["9", "11", "64"] {
+        let r = ask_once(&AS_ALICE, &daemon, mine.pid(), mine.start_time, n);
+        assert_eq!(r.outcome, KillOutcome::Denied, "{}", r.message);
+        assert!(
+            r.message.contains(&format!("signal {n} is not a signal")),
+            "{}",
+            r.message
+        );
+    }
+    mine.assert_untouched();
+}
+
+#[test]
+fn process_that_exits_before_delivery_is_gone() {
+    let mut mine = Target::spawn_as(ALICE);
+    let daemon = Daemon::start(&[&mine], &[ALICE], None);
+    let (pid, start_time) = (mine.pid(), mine.start_time);
+    // It exits (and is reaped) after the viewer saw it, before the request arrives.
+    mine.child.kill().unwrap();
+    assert_eq!(mine.reap_signal(), Some(libc::SIGKILL));
+    let r = ask_once(&AS_ALICE, &daemon, pid, start_time, "TERM");
+    match r.outcome {
+        KillOutcome::Gone => assert!(r.message.contains("no longer exists"), "{}", r.message),
+        // Only if the pid was recycled in those milliseconds: the new process is spared.
+        KillOutcome::Stale => assert_ne!(stat(pid).start_time, start_time),
+        other => panic!("{other:?}: {}", r.message),
+    }
+}
+
+#[test]
+fn not_in_view_is_refused() {
+    let mut mine = Target::spawn_as(ALICE);
+    let daemon = Daemon::start(&[], &[], None);
+    let r = ask_once(&AS_ALICE, &daemon, mine.pid(), mine.start_time, "KILL");
+    assert_eq!(r.outcome, KillOutcome::Denied, "{}", r.message);
+    assert!(
+        r.message.contains("not among the processes"),
+        "{}",
+        r.message
+    );
+    mine.assert_untouched();
+}
+
+#[test]
+fn flood_is_rate_limited_without_disturbing_other_viewers() {
+    let mine = Target::spawn_as(ALICE);
+    let daemon = Daemon::start(&[&mine], &[ALICE], None);
+
+    // Another viewer (root) streaming at 100 ms: record when its frames arrive.
+    let mut watcher = Viewer::connect(&daemon.socket);
+    watcher.send(&ClientMsg::Subscribe {
+        interval_ms: 100,
+        detail_pid: None,
+    });
+    let flooding = Arc::new(AtomicBool::new(true));
+    let watching = {
+        let flooding = Arc::clone(&flooding);
+        std::thread::spawn(move || {
+            let mut arrivals = Vec::new();
+            while flooding.load(Ordering::Relaxed) {
+                if let ServerMsg::Snapshot(_) = Viewer::read(&mut watcher.stream) {
+                    arrivals.push(Instant::now());
+                }
+            }
+            arrivals
+        })
+    };
+
+    // CONT to a running process changes nothing visible, so every Sent is harmless.
+    let flood_started = Instant::now();
+    let answers = ask_as(&AS_ALICE, &daemon, mine.pid(), mine.start_time, "CONT", 200);
+    let flood_took = flood_started.elapsed();
+    // Keep watching a little after the flood, then stop.
+    std::thread::sleep(Duration::from_millis(300));
+    flooding.store(false, Ordering::Relaxed);
+    let arrivals = watching.join().unwrap();
+
+    let sent = answers
+        .iter()
+        .filter(|r| r.outcome == KillOutcome::Sent)
+        .count();
+    let limited = answers
+        .iter()
+        .filter(|r| r.outcome == KillOutcome::RateLimited)
+        .count();
+    assert_eq!(answers.len(), 200);
+    assert_eq!(sent + limited, 200, "{answers:?}");
+    assert!(sent >= 1, "nothing got through");
+    assert!(
+        limited >= 100,
+        "only {limited} of 200 were limited ({sent} sent in {flood_took:?})"
+    );
+    assert!(answers.iter().all(|r| r.pid == mine.pid()));
+    assert_eq!(stat(mine.pid()).state, 'S');
+
+    // The other viewer kept its pace: frames throughout, no long gap.
+    let window = flood_took + Duration::from_millis(300);
+    let expected = window.as_millis() / 100;
+    assert!(
+        arrivals.len() as u128 >= expected / 2,
+        "{} frames in {window:?}",
+        arrivals.len()
+    );
+    let worst_gap = arrivals
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default();
+    assert!(
+        worst_gap < Duration::from_millis(600),
+        "gap of {worst_gap:?}"
+    );
+
+    // The limit is per session: a fresh session of the same user is served at once.
+    let r = ask_once(&AS_ALICE, &daemon, mine.pid(), mine.start_time, "CONT");
+    assert_eq!(r.outcome, KillOutcome::Sent, "{}", r.message);
+}
