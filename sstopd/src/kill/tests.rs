@@ -291,3 +291,62 @@ fn odd_names_appear_intact_in_the_answer() {
     );
     p.assert_alive_untouched();
 }
+
+/// Log lines written while `f` runs (this thread only).
+fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    (out, text)
+}
+
+#[test]
+fn every_decision_is_logged_with_who_what_and_why() {
+    let mut p = Proc::spawn_as(BOB, "sleep");
+    let alice = Peer {
+        pid: 4321,
+        ..peer(ALICE, &[])
+    };
+    let (r, log) = logged(|| execute(&policy(None), &alice, true, p.req(Signal::Hup)));
+    assert_eq!(r.outcome, KillOutcome::Denied);
+    assert!(log.contains("WARN"), "{log}");
+    for field in [
+        format!("peer_uid={ALICE}"),
+        "peer_pid=4321".into(),
+        format!("target_pid={}", p.pid()),
+        "target_name=\"sleep\"".into(),
+        format!("target_uid={BOB}"),
+        "signal=HUP".into(),
+        "outcome=Denied".into(),
+        "may only signal your own processes".into(),
+    ] {
+        assert!(log.contains(&field), "{field} missing from {log}");
+    }
+    p.assert_alive_untouched();
+
+    let (r, log) = logged(|| execute(&policy(None), &peer(0, &[]), true, p.req(Signal::Kill)));
+    assert_eq!(r.outcome, KillOutcome::Sent);
+    assert!(
+        log.contains("INFO") && log.contains("outcome=Sent"),
+        "{log}"
+    );
+    assert!(log.contains("grant=\"Root\""), "{log}");
+    assert_eq!(p.wait_signal(), Some(libc::SIGKILL));
+}
