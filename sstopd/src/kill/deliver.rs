@@ -71,15 +71,8 @@ pub struct Handle {
 #[cfg(not(target_os = "linux"))]
 impl Handle {
     pub fn open(pid: u32) -> Result<Handle, DeliverError> {
-        // Existence check only; identity is established by the start time.
-        rustix::process::test_kill_process(os_pid(pid)?).map_err(|e| {
-            if e == rustix::io::Errno::PERM {
-                // Exists but not ours to probe: the daemon runs as root, so unusual; continue.
-                DeliverError::Os(e.into())
-            } else {
-                DeliverError::from(e)
-            }
-        })?;
+        // Existence check only (ESRCH → Gone); identity is established by the start time.
+        rustix::process::test_kill_process(os_pid(pid)?).map_err(DeliverError::from)?;
         Ok(Handle { pid })
     }
 
