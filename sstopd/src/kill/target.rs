@@ -132,6 +132,28 @@ pub fn parse_status_real_uid(status: &str) -> Result<u32, &'static str> {
         .map_err(|_| "real uid is not a number")
 }
 
+/// `Tgid:` from `/proc/<pid>/status`: the process a thread id belongs to.
+pub fn parse_status_tgid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The process `tid` is a thread of, when `tid` is a thread id and not a process id.
+#[cfg(target_os = "linux")]
+pub fn owning_process(tid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    parse_status_tgid(&status).filter(|&tgid| tgid != tid)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn owning_process(_tid: u32) -> Option<u32> {
+    None
+}
+
 /// Read the target from `/proc`. Call it only after the pidfd is open: then, if the
 /// signal later reaches the process, it is the one these files described.
 #[cfg(target_os = "linux")]
@@ -331,6 +353,27 @@ mod tests {
         assert!(parse_status_real_uid("Name:\tx\n").is_err());
         assert!(parse_status_real_uid("Uid:\t\n").is_err());
         assert!(parse_status_real_uid("Uid:\tabc\t0\n").is_err());
+    }
+
+    #[test]
+    fn tgid_from_status() {
+        assert_eq!(
+            parse_status_tgid("Name:\tx\nTgid:\t812\nPid:\t813\n"),
+            Some(812)
+        );
+        assert_eq!(parse_status_tgid("Name:\tx\n"), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn threads_know_their_process() {
+        let me = std::process::id();
+        assert_eq!(owning_process(me), None);
+        let tid = std::thread::spawn(|| rustix::thread::gettid().as_raw_nonzero().get() as u32)
+            .join()
+            .unwrap();
+        // The thread has ended; only a live thread shows its process.
+        assert!(owning_process(tid).is_none_or(|p| p == me));
     }
 
     #[cfg(target_os = "linux")]

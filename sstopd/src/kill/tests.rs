@@ -292,6 +292,36 @@ fn odd_names_appear_intact_in_the_answer() {
     p.assert_alive_untouched();
 }
 
+#[test]
+fn a_thread_id_is_not_a_process() {
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        tid_tx
+            .send(rustix::thread::gettid().as_raw_nonzero().get() as u32)
+            .unwrap();
+        let _ = done_rx.recv();
+    });
+    let tid = tid_rx.recv().unwrap();
+    let start_time = target::inspect(tid).unwrap().start_time;
+    let req = KillRequest {
+        pid: tid,
+        start_time,
+        signal: Signal::Term,
+    };
+    let r = execute(&policy(None), &peer(0, &[]), true, req);
+    drop(done_tx);
+    thread.join().unwrap();
+    assert_eq!(r.outcome, KillOutcome::Denied, "{}", r.message);
+    assert_eq!(
+        r.message,
+        format!(
+            "refused: {tid} is a thread of process {}, not a process; signal the process instead",
+            std::process::id()
+        )
+    );
+}
+
 /// Log lines written while `f` runs (this thread only).
 fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
     use std::sync::{Arc, Mutex};
