@@ -93,19 +93,18 @@ fn judge_and_deliver(
             return Verdict::new(Gone, None, format!("process {pid} no longer exists"));
         }
         Err(DeliverError::NotAProcess) => {
-            let message = match target::owning_process(pid) {
-                Some(process) => format!(
-                    "refused: {pid} is a thread of process {process}, not a process; \
-                     signal the process instead"
+            // pidfd_open refuses thread ids; otherwise the pid vanished mid-call.
+            return match target::owning_process(pid) {
+                Some(process) => Verdict::new(
+                    Denied,
+                    None,
+                    format!(
+                        "refused: {pid} is a thread of process {process}, not a process; \
+                         signal the process instead"
+                    ),
                 ),
-                None => format!("process {pid} no longer exists"),
+                None => Verdict::new(Gone, None, format!("process {pid} no longer exists")),
             };
-            let outcome = if message.starts_with("refused") {
-                Denied
-            } else {
-                Gone
-            };
-            return Verdict::new(outcome, None, message);
         }
         Err(DeliverError::Os(e)) => {
             return Verdict::new(Failed, None, format!("could not open process {pid}: {e}"));
