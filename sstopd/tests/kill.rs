@@ -551,6 +551,21 @@ fn process_that_exits_before_delivery_is_gone() {
 }
 
 #[test]
+fn process_that_exited_but_is_not_reaped_is_gone() {
+    let mut mine = Target::spawn_as(ALICE);
+    let daemon = Daemon::start(&[&mine], &[ALICE], None);
+    // Dead but not yet waited for: a zombie still holds its pid and start time.
+    let pid = rustix::process::Pid::from_raw(mine.pid() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    assert_eq!(mine.wait_state('Z'), 'Z');
+    let r = ask_once(&AS_ALICE, &daemon, mine.pid(), mine.start_time, "TERM");
+    assert_eq!(r.outcome, KillOutcome::Gone, "{}", r.message);
+    assert!(r.message.contains("already exited"), "{}", r.message);
+    // It died of our KILL, not of the TERM it was asked for.
+    assert_eq!(mine.reap_signal(), Some(libc::SIGKILL));
+}
+
+#[test]
 fn not_in_view_is_refused() {
     let mut mine = Target::spawn_as(ALICE);
     let daemon = Daemon::start(&[], &[], None);
