@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 use proto::{ClientMsg, KillOutcome, ServerMsg, Signal};
 use support::*;
 
+/// Not a case: the client the cases run under `setpriv` (see `support::ask_as`). Without
+/// `HELPER_ENV` it returns at once. With it: connect as whoever setpriv made us, send the
+/// Kill requests, print the daemon's answers as JSON lines.
 #[test]
 fn helper_client() {
     let Ok(spec) = std::env::var(HELPER_ENV) else {

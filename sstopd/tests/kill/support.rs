@@ -13,10 +13,12 @@ use proto::{
 };
 use sstopd::collect::{CollectError, Collector, ProcKey, ProcessInfo, Sample, SocketSample};
 
+/// Unused uids and a gid (no passwd entry needed: setpriv takes numbers).
 pub const ALICE: u32 = 64_201;
 pub const BOB: u32 = 64_202;
 pub const ADMINS: u32 = 64_250;
 
+/// Set (to "SOCKET PID START_TIME SIGNAL COUNT") when this binary runs as the helper client.
 pub const HELPER_ENV: &str = "SSTOPD_KILL_TEST_HELPER";
 
 // ---------------------------------------------------------------- target processes
