@@ -58,8 +58,6 @@ fn helper_client() {
     sender.join().unwrap();
 }
 
-/// Who asks: uid, gid and supplementary groups, as the kernel will report them.
-
 // ---------------------------------------------------------------- cases
 
 #[test]

@@ -276,8 +276,7 @@ impl Viewer {
     }
 }
 
-/// Run as a helper only (`HELPER_ENV` set by `ask_as`): connect as whoever setpriv made
-/// us, send the Kill requests from the environment, print the answers as JSON lines.
+/// Who asks: uid, gid (= uid) and supplementary groups, as the kernel will report them.
 pub struct As {
     pub uid: u32,
     pub groups: &'static [u32],
