@@ -938,3 +938,177 @@ fn sigterm_gives_stopping_exit_zero_and_no_socket() {
     assert_eq!(status.code(), Some(0), "exit code after SIGTERM");
     assert!(!sock.exists(), "socket file left behind");
 }
+
+// ---------- B27: vanished viewers, descriptor exhaustion, descriptor leaks ----------
+
+/// Start the real binary on `sock` with extra arguments; stderr goes to `log`.
+fn spawn_binary(sock: &Path, log: &Path, nofile: Option<u64>, extra: &[&str]) -> Child {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sstopd"));
+    cmd.args([
+        "--collector",
+        "synthetic",
+        "--interval",
+        "100ms",
+        "--socket",
+    ])
+    .arg(sock)
+    .args(extra)
+    .env_remove("NOTIFY_SOCKET")
+    .env_remove("LISTEN_FDS")
+    .stderr(std::fs::File::create(log).expect("log file"));
+    if let Some(n) = nofile {
+        // SAFETY: setrlimit is async-signal-safe; the closure touches nothing else.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: n,
+                    rlim_max: n,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let child = Child(cmd.spawn().expect("spawn sstopd"));
+    let deadline = Instant::now() + WAIT;
+    while std::os::unix::net::UnixStream::connect(sock).is_err() {
+        assert!(Instant::now() < deadline, "sstopd did not listen");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child
+}
+
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("daemon fd dir")
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vanished_viewers_cost_nothing_and_leak_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("d.sock");
+    let log = dir.path().join("log");
+    let child = spawn_binary(&sock, &log, None, &["--log-level", "debug"]);
+    let pid = child.0.id();
+    let mut steady = Viewer::connect(&sock).await;
+    steady.hello().await;
+    steady
+        .send(&ClientMsg::Subscribe {
+            interval_ms: 100,
+            detail_pid: Some(10_001),
+        })
+        .await;
+    steady.snapshot().await;
+    let baseline = fd_count(pid);
+
+    // Viewers that disappear mid-stream, with frames unread (like kill -9).
+    let steady_task = tokio::spawn(async move {
+        let msgs = steady.collect_for(Duration::from_secs(3)).await;
+        (steady, msgs)
+    });
+    for round in 0..60 {
+        let mut v = Viewer::connect(&sock).await;
+        v.hello().await;
+        v.send(&ClientMsg::Subscribe {
+            interval_ms: 100,
+            detail_pid: None,
+        })
+        .await;
+        if round % 2 == 0 {
+            v.snapshot().await;
+        }
+        drop(v);
+    }
+    let (mut steady, msgs) = steady_task.await.unwrap();
+    let got = seqs(&msgs);
+    assert!(got.len() >= 20, "steady viewer got {} frames", got.len());
+
+    // Descriptors return to where they were (sessions closed, nothing leaked).
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let now = fd_count(pid);
+        if now <= baseline + 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "fds {baseline} -> {now}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    steady.snapshot().await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("panicked"), "{text}");
+    assert!(
+        text.contains("viewer disconnected"),
+        "disconnects are logged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn descriptor_exhaustion_is_reported_once_and_survived() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("d.sock");
+    let log = dir.path().join("log");
+    let child = spawn_binary(&sock, &log, Some(40), &[]);
+    // More viewers than the daemon has descriptors for.
+    let mut viewers = Vec::new();
+    for _ in 0..60 {
+        let mut v = Viewer::connect(&sock).await;
+        v.send(&ClientMsg::Hello {
+            protocol: PROTOCOL_VERSION,
+            client: "fd-hog".into(),
+        })
+        .await;
+        viewers.push(v);
+    }
+    // Some get in, the rest wait in the backlog; the daemon keeps running.
+    let mut welcomed = 0;
+    for v in viewers.iter_mut().take(10) {
+        if let Ok(Some(ServerMsg::Welcome(_))) = v.recv_within(Duration::from_secs(3)).await {
+            welcomed += 1;
+        }
+    }
+    assert!(welcomed > 0, "nobody was served");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap();
+        if text.contains("out of file descriptors") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "exhaustion not reported: {text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(viewers);
+    // Once descriptors are free again, a new viewer is served in full.
+    let deadline = Instant::now() + WAIT;
+    let snap = loop {
+        let mut v = Viewer::connect(&sock).await;
+        v.send(&ClientMsg::Hello {
+            protocol: PROTOCOL_VERSION,
+            client: "after".into(),
+        })
+        .await;
+        match v.recv_within(Duration::from_secs(2)).await {
+            Ok(Some(ServerMsg::Welcome(_))) => {
+                v.send(&ClientMsg::Subscribe {
+                    interval_ms: 100,
+                    detail_pid: None,
+                })
+                .await;
+                break v.snapshot().await;
+            }
+            _ => assert!(Instant::now() < deadline, "never served again"),
+        }
+    };
+    assert_eq!(snap.processes.len(), 200);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text.matches("out of file descriptors").count(),
+        1,
+        "reported once: {text}"
+    );
+    assert!(!text.contains("panicked"), "{text}");
+    drop(child);
+}
