@@ -147,8 +147,13 @@ async fn first_tick(
             return Ok(true);
         }
         tokio::select! {
+            biased;
             _ = stop.cancelled() => return Ok(false),
-            _ = &mut *ended => return Err(ServiceError::CollectorStopped),
+            _ = &mut *ended => return if stop.is_cancelled() {
+                Ok(false)
+            } else {
+                Err(ServiceError::CollectorStopped)
+            },
             r = ticks.changed() => if r.is_err() { return Err(ServiceError::CollectorStopped) },
         }
     }
@@ -185,8 +190,14 @@ async fn accept_loop(
     let mut fd_warned = false;
     let result = loop {
         tokio::select! {
+            biased;
             _ = stop.cancelled() => break Ok(()),
-            _ = &mut *sampler_ended => break Err(ServiceError::CollectorStopped),
+            // Ends on our own stop too; only an unasked-for end is an error.
+            _ = &mut *sampler_ended => break if stop.is_cancelled() {
+                Ok(())
+            } else {
+                Err(ServiceError::CollectorStopped)
+            },
             Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok(stream) => match Arc::clone(&slots).try_acquire_owned() {
