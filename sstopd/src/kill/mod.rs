@@ -77,96 +77,32 @@ fn judge_and_deliver(
     in_view: bool,
     req: &KillRequest,
 ) -> Verdict {
-    use KillOutcome::*;
-    let pid = req.pid;
     let Some(os_signal) = policy::deliverable(req.signal) else {
-        return Verdict::new(Denied, None, unlisted_signal(req.signal));
+        return Verdict::new(KillOutcome::Denied, None, unlisted_signal(req.signal));
     };
-    if let Some(why) = policy::protected_pid(pid, policy.daemon_pid) {
-        return Verdict::new(Denied, None, protected(pid, why));
+    if let Some(why) = policy::protected_pid(req.pid, policy.daemon_pid) {
+        return Verdict::new(KillOutcome::Denied, None, protected(req.pid, why));
     }
-    // Pin the process first; everything read afterwards is about this pidfd's process
-    // whenever the signal is actually delivered.
-    let handle = match Handle::open(pid) {
-        Ok(handle) => handle,
-        Err(DeliverError::Gone) => {
-            return Verdict::new(Gone, None, format!("process {pid} no longer exists"));
-        }
-        Err(DeliverError::NotAProcess) => {
-            // pidfd_open refuses thread ids; otherwise the pid vanished mid-call.
-            return match target::owning_process(pid) {
-                Some(process) => Verdict::new(
-                    Denied,
-                    None,
-                    format!(
-                        "refused: {pid} is a thread of process {process}, not a process; \
-                         signal the process instead"
-                    ),
-                ),
-                None => Verdict::new(Gone, None, format!("process {pid} no longer exists")),
-            };
-        }
-        Err(DeliverError::Os(e)) => {
-            return Verdict::new(Failed, None, format!("could not open process {pid}: {e}"));
-        }
+    let (handle, target) = match pin(req.pid) {
+        Ok(pinned) => pinned,
+        Err(verdict) => return verdict,
     };
-    let target = match target::inspect(pid) {
-        Ok(target) => target,
-        Err(TargetError::Gone) => {
-            return Verdict::new(Gone, None, format!("process {pid} no longer exists"));
-        }
-        Err(e) => {
-            return Verdict::new(
-                Failed,
-                None,
-                format!("could not inspect process {pid}: {e}"),
-            );
-        }
+    let grant = match judge(policy, peer, in_view, req, &target) {
+        Ok(grant) => grant,
+        Err((outcome, message)) => return Verdict::new(outcome, Some(target), message),
     };
-    let name = target.name();
-    if target.start_time != req.start_time {
-        let message = format!(
-            "refused: pid {pid} now belongs to another process ({name}) than the one you saw; \
-             nothing was signalled"
-        );
-        return Verdict::new(Stale, Some(target), message);
-    }
-    if target.kernel_thread {
-        let message = format!(
-            "refused: process {pid} ({name}) is a kernel thread; kernel threads are never signalled"
-        );
-        return Verdict::new(Denied, Some(target), message);
-    }
-    if target.zombie {
-        let message = format!(
-            "process {pid} ({name}) has already exited and is waiting for its parent to reap it"
-        );
-        return Verdict::new(Gone, Some(target), message);
-    }
-    if !in_view {
-        let message = format!(
-            "refused: process {pid} ({name}) is not among the processes this daemon shows; \
-             only processes in its view can be signalled"
-        );
-        return Verdict::new(Denied, Some(target), message);
-    }
-    let Some(grant) = policy::grant(policy, peer, target.real_uid) else {
-        let message = format!(
-            "refused: process {pid} ({name}) belongs to {}; you ({}) may only signal your own processes",
-            user_label(target.real_uid),
-            user_label(peer.uid),
-        );
-        return Verdict::new(Denied, Some(target), message);
-    };
-    let sig = req.signal.name();
+    let (pid, name, sig) = (req.pid, target.name(), req.signal.name());
     let (outcome, message) = match handle.send(os_signal, target.start_time) {
-        Ok(()) => (Sent, format!("sent {sig} to process {pid} ({name})")),
+        Ok(()) => (
+            KillOutcome::Sent,
+            format!("sent {sig} to process {pid} ({name})"),
+        ),
         Err(DeliverError::Gone | DeliverError::NotAProcess) => (
-            Gone,
+            KillOutcome::Gone,
             format!("process {pid} ({name}) exited before {sig} could be delivered"),
         ),
         Err(DeliverError::Os(e)) => (
-            Failed,
+            KillOutcome::Failed,
             format!("could not send {sig} to process {pid} ({name}): {e}"),
         ),
     };
@@ -176,6 +112,106 @@ fn judge_and_deliver(
         target: Some(target),
         grant: Some(grant),
     }
+}
+
+/// Open the process, then read it. The pidfd comes first: whatever is read afterwards
+/// describes the pidfd's process whenever a signal through it is actually delivered.
+fn pin(pid: u32) -> Result<(Handle, Target), Verdict> {
+    let gone = || {
+        Verdict::new(
+            KillOutcome::Gone,
+            None,
+            format!("process {pid} no longer exists"),
+        )
+    };
+    let handle = match Handle::open(pid) {
+        Ok(handle) => handle,
+        Err(DeliverError::Gone) => return Err(gone()),
+        // pidfd_open refuses thread ids; otherwise the pid vanished mid-call.
+        Err(DeliverError::NotAProcess) => {
+            return Err(match target::owning_process(pid) {
+                Some(process) => Verdict::new(
+                    KillOutcome::Denied,
+                    None,
+                    format!(
+                        "refused: {pid} is a thread of process {process}, not a process; \
+                         signal the process instead"
+                    ),
+                ),
+                None => gone(),
+            });
+        }
+        Err(DeliverError::Os(e)) => {
+            let message = format!("could not open process {pid}: {e}");
+            return Err(Verdict::new(KillOutcome::Failed, None, message));
+        }
+    };
+    match target::inspect(pid) {
+        Ok(target) => Ok((handle, target)),
+        Err(TargetError::Gone) => Err(gone()),
+        Err(e) => {
+            let message = format!("could not inspect process {pid}: {e}");
+            Err(Verdict::new(KillOutcome::Failed, None, message))
+        }
+    }
+}
+
+/// The checks on a pinned target, in order: identity, kind, liveness, view, owner.
+fn judge(
+    policy: &KillPolicy,
+    peer: &Peer,
+    in_view: bool,
+    req: &KillRequest,
+    target: &Target,
+) -> Result<Grant, (KillOutcome, String)> {
+    let (pid, name) = (req.pid, target.name());
+    if target.start_time != req.start_time {
+        return Err((
+            KillOutcome::Stale,
+            format!(
+                "refused: pid {pid} now belongs to another process ({name}) than the one you \
+                 saw; nothing was signalled"
+            ),
+        ));
+    }
+    if target.kernel_thread {
+        return Err((
+            KillOutcome::Denied,
+            format!(
+                "refused: process {pid} ({name}) is a kernel thread; kernel threads are never \
+                 signalled"
+            ),
+        ));
+    }
+    if target.zombie {
+        return Err((
+            KillOutcome::Gone,
+            format!(
+                "process {pid} ({name}) has already exited and is waiting for its parent to \
+                 reap it"
+            ),
+        ));
+    }
+    if !in_view {
+        return Err((
+            KillOutcome::Denied,
+            format!(
+                "refused: process {pid} ({name}) is not among the processes this daemon shows; \
+                 only processes in its view can be signalled"
+            ),
+        ));
+    }
+    policy::grant(policy, peer, target.real_uid).ok_or_else(|| {
+        (
+            KillOutcome::Denied,
+            format!(
+                "refused: process {pid} ({name}) belongs to {}; you ({}) may only signal your \
+                 own processes",
+                user_label(target.real_uid),
+                user_label(peer.uid),
+            ),
+        )
+    })
 }
 
 fn unlisted_signal(signal: Signal) -> String {
