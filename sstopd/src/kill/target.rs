@@ -145,8 +145,8 @@ pub fn parse_status_tgid(status: &str) -> Option<u32> {
 /// The process `tid` is a thread of, when `tid` is a thread id and not a process id.
 #[cfg(target_os = "linux")]
 pub fn owning_process(tid: u32) -> Option<u32> {
-    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
-    parse_status_tgid(&status).filter(|&tgid| tgid != tid)
+    let status = std::fs::read(format!("/proc/{tid}/status")).ok()?;
+    parse_status_tgid(&String::from_utf8_lossy(&status)).filter(|&tgid| tgid != tid)
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -165,11 +165,13 @@ pub fn inspect(pid: u32) -> Result<Target, TargetError> {
         reason,
     })?;
     let status_path = format!("/proc/{pid}/status");
-    let status =
-        std::fs::read_to_string(&status_path).map_err(|e| TargetError::io(&status_path, e))?;
-    let real_uid = parse_status_real_uid(&status).map_err(|reason| TargetError::Parse {
-        what: status_path,
-        reason,
+    // Bytes, not a String: the `Name:` line carries comm, which need not be UTF-8 (B04).
+    let status = std::fs::read(&status_path).map_err(|e| TargetError::io(&status_path, e))?;
+    let real_uid = parse_status_real_uid(&String::from_utf8_lossy(&status)).map_err(|reason| {
+        TargetError::Parse {
+            what: status_path,
+            reason,
+        }
     })?;
     Ok(Target {
         pid,
@@ -353,6 +355,17 @@ mod tests {
         assert!(parse_status_real_uid("Name:\tx\n").is_err());
         assert!(parse_status_real_uid("Uid:\t\n").is_err());
         assert!(parse_status_real_uid("Uid:\tabc\t0\n").is_err());
+    }
+
+    // B04: the Name: line of status is raw comm bytes; the uid must still be found.
+    #[test]
+    fn real_uid_when_the_name_is_not_utf8() {
+        let raw = b"Name:\tab\xff\xfecd\nUmask:\t0022\nState:\tS (sleeping)\nUid:\t64102\t64102\t64102\t64102\n";
+        assert!(std::str::from_utf8(raw).is_err());
+        assert_eq!(
+            parse_status_real_uid(&String::from_utf8_lossy(raw)),
+            Ok(64_102)
+        );
     }
 
     #[test]

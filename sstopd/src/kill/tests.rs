@@ -19,14 +19,18 @@ struct Proc {
 
 impl Proc {
     fn spawn_as(uid: u32, program: &str) -> Proc {
+        Proc::spawn_until(uid, &[program, "30"], |t| t.comm != b"setpriv")
+    }
+
+    /// Run `argv` as `uid` and wait until `ready` says the process is what the test needs.
+    fn spawn_until(uid: u32, argv: &[&str], ready: impl Fn(&Target) -> bool) -> Proc {
         let child = Command::new("setpriv")
             .args([
                 &format!("--reuid={uid}"),
                 &format!("--regid={uid}"),
                 "--clear-groups",
-                program,
-                "30",
             ])
+            .args(argv)
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
@@ -39,11 +43,11 @@ impl Proc {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let t = target::inspect(pid).unwrap();
-            if t.real_uid == uid && t.name() != "setpriv" {
+            if t.real_uid == uid && ready(&t) {
                 guard.start_time = t.start_time;
                 return guard;
             }
-            assert!(Instant::now() < deadline, "setpriv did not exec");
+            assert!(Instant::now() < deadline, "{argv:?} never became ready");
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -284,6 +288,27 @@ fn odd_names_appear_intact_in_the_answer() {
     assert!(
         r.message.starts_with(&format!(
             "refused: process {} (we ird) (x) belongs",
+            p.pid()
+        )),
+        "{}",
+        r.message
+    );
+    p.assert_alive_untouched();
+}
+
+// B04: a comm that is not UTF-8 (the process set it itself) is answered lossily, no panic.
+#[test]
+fn non_utf8_name_is_answered_lossily() {
+    let script =
+        r#"open("/proc/self/comm", "wb").write(b"ab\xff\xfecd"); import time; time.sleep(30)"#;
+    let mut p = Proc::spawn_until(BOB, &["/usr/bin/python3", "-c", script], |t| {
+        t.comm == b"ab\xff\xfecd"
+    });
+    let r = execute(&policy(None), &peer(ALICE, &[]), true, p.req(Signal::Term));
+    assert_eq!(r.outcome, KillOutcome::Denied);
+    assert!(
+        r.message.starts_with(&format!(
+            "refused: process {} (ab\u{fffd}\u{fffd}cd) belongs",
             p.pid()
         )),
         "{}",
