@@ -1,0 +1,259 @@
+//! Parsed tool output → the sockets and processes of a [`Sample`]: netstat
+//! rows carry the bytes, lsof records say which processes hold each socket;
+//! they are joined by protocol + local + remote endpoint.
+//!
+//! [`Sample`]: crate::collect::Sample
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+
+use proto::Proto;
+use tracing::debug;
+
+use super::addr::Endpoint;
+use super::lsof::{LsofOutput, LsofProcess};
+use super::netstat::NetstatRow;
+use super::process::{ProcFacts, ProcessSource};
+use crate::collect::{ProcKey, ProcessInfo, SocketId, SocketSample};
+
+/// What identifies a socket in both tools' output.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JoinKey {
+    proto: Proto,
+    local: (Option<IpAddr>, u16),
+    remote: (Option<IpAddr>, u16),
+}
+
+impl JoinKey {
+    pub fn new(proto: Proto, local: &Endpoint, remote: Option<&Endpoint>) -> Self {
+        JoinKey {
+            proto,
+            local: local.join_key(),
+            remote: remote.map_or((None, 0), Endpoint::join_key),
+        }
+    }
+}
+
+/// Interface-name → index lookup for `%lo0` scopes.
+pub type ScopeResolver = dyn Fn(&str) -> Option<u32> + Send;
+
+/// pid ↔ socket knowledge from one lsof run.
+#[derive(Debug, Clone, Default)]
+pub struct Ownership {
+    holders: HashMap<JoinKey, BTreeSet<u32>>,
+    processes: HashMap<u32, LsofProcess>,
+}
+
+impl Ownership {
+    pub fn from_lsof(out: &LsofOutput) -> Self {
+        let mut holders: HashMap<JoinKey, BTreeSet<u32>> = HashMap::new();
+        for s in &out.sockets {
+            holders
+                .entry(JoinKey::new(s.proto, &s.local, s.remote.as_ref()))
+                .or_default()
+                .insert(s.pid);
+        }
+        let processes = out.processes.iter().map(|p| (p.pid, p.clone())).collect();
+        Ownership { holders, processes }
+    }
+
+    pub fn knows(&self, key: &JoinKey) -> bool {
+        self.holders.contains_key(key)
+    }
+
+    pub fn process(&self, pid: u32) -> Option<&LsofProcess> {
+        self.processes.get(&pid)
+    }
+}
+
+/// Sockets of one sample with their owners' pids (process info comes after).
+#[derive(Debug, Default)]
+pub struct Joined {
+    pub sockets: Vec<(SocketSample, Vec<u32>)>,
+    /// Process names netstat printed (`process:pid`), for pids lsof did not list.
+    pub netstat_names: HashMap<u32, String>,
+}
+
+/// Join netstat rows with lsof ownership. A key held by several lsof pids is
+/// one shared socket (fork, pre-fork servers) unless netstat lists that key
+/// more than once (e.g. several `*.5353` sockets with SO_REUSEPORT): then the
+/// row's own pid column decides.
+pub fn join(rows: &[NetstatRow], owners: &Ownership, resolve: &ScopeResolver) -> Joined {
+    let keys: Vec<JoinKey> = rows
+        .iter()
+        .map(|r| JoinKey::new(r.proto, &r.local, remote_of(&r.remote)))
+        .collect();
+    let mut per_key: HashMap<&JoinKey, usize> = HashMap::new();
+    for k in &keys {
+        *per_key.entry(k).or_default() += 1;
+    }
+    let mut seen: HashMap<&JoinKey, u64> = HashMap::new();
+    let mut joined = Joined::default();
+    for (row, key) in rows.iter().zip(&keys) {
+        if row.local.is_unbound() {
+            continue; // `*.*`: bound to nothing, no traffic to show
+        }
+        let candidates = owners.holders.get(key);
+        let ambiguous = per_key.get(key).copied().unwrap_or(0) > 1;
+        let pids: Vec<u32> = match (candidates, row.pid) {
+            (Some(c), Some(pid)) if ambiguous && c.contains(&pid) => vec![pid],
+            (Some(c), _) => c.iter().copied().collect(),
+            (None, Some(pid)) => vec![pid],
+            (None, None) => Vec::new(),
+        };
+        if let (Some(pid), Some(name)) = (row.pid, &row.process_name) {
+            joined.netstat_names.insert(pid, name.clone());
+        }
+        let occurrence = seen.entry(key).or_default();
+        let id = row
+            .socket_id
+            .unwrap_or_else(|| tuple_id(key, row.is_v6(), *occurrence));
+        *occurrence += 1;
+        let v6 = row.is_v6();
+        let remote = remote_of(&row.remote).map(|e| e.to_socket_addr(v6, resolve));
+        joined.sockets.push((
+            SocketSample {
+                id,
+                proto: row.proto,
+                local: row.local.to_socket_addr(v6, resolve),
+                remote,
+                state: row.state,
+                uid: 0,
+                inode: 0,
+                owners: Vec::new(),
+                sent: row.tx_bytes,
+                received: row.rx_bytes,
+            },
+            pids,
+        ));
+    }
+    joined
+}
+
+/// Sockets from lsof alone (netstat unavailable): no byte counters.
+pub fn from_lsof_only(out: &LsofOutput, resolve: &ScopeResolver) -> Joined {
+    let mut by_key: HashMap<JoinKey, usize> = HashMap::new();
+    let mut joined = Joined::default();
+    for s in &out.sockets {
+        let key = JoinKey::new(s.proto, &s.local, s.remote.as_ref());
+        // The same socket appears once per holder: one socket, several owners.
+        if let Some(idx) = by_key.get(&key) {
+            let owners = &mut joined.sockets[*idx].1;
+            if !owners.contains(&s.pid) {
+                owners.push(s.pid);
+            }
+            continue;
+        }
+        let remote = s
+            .remote
+            .as_ref()
+            .filter(|e| !e.is_unbound())
+            .map(|e| e.to_socket_addr(s.v6, resolve));
+        joined.sockets.push((
+            SocketSample {
+                id: tuple_id(&key, s.v6, 0),
+                proto: s.proto,
+                local: s.local.to_socket_addr(s.v6, resolve),
+                remote,
+                state: s.state,
+                uid: 0,
+                inode: 0,
+                owners: Vec::new(),
+                sent: None,
+                received: None,
+            },
+            vec![s.pid],
+        ));
+        by_key.insert(key, joined.sockets.len() - 1);
+    }
+    joined
+}
+
+/// Finish the join: look every owner up once, fill owners and uids.
+pub fn attach_processes(
+    joined: Joined,
+    owners: &Ownership,
+    procs: &mut dyn ProcessSource,
+) -> (Vec<SocketSample>, Vec<ProcessInfo>) {
+    let mut infos: HashMap<u32, ProcessInfo> = HashMap::new();
+    let mut sockets = Vec::with_capacity(joined.sockets.len());
+    for (mut sock, pids) in joined.sockets {
+        for pid in pids {
+            let info = infos.entry(pid).or_insert_with(|| {
+                let facts = procs.lookup(pid);
+                if facts.is_none() {
+                    debug!(pid, "process facts unavailable (exited or not visible)");
+                }
+                process_info(
+                    pid,
+                    facts,
+                    owners.process(pid),
+                    joined.netstat_names.get(&pid),
+                )
+            });
+            sock.owners.push(info.key);
+            if sock.uid == 0 {
+                sock.uid = info.uid;
+            }
+        }
+        sockets.push(sock);
+    }
+    let mut processes: Vec<ProcessInfo> = infos.into_values().collect();
+    processes.sort_by_key(|p| p.key);
+    (sockets, processes)
+}
+
+fn process_info(
+    pid: u32,
+    facts: Option<ProcFacts>,
+    lsof: Option<&LsofProcess>,
+    netstat_name: Option<&String>,
+) -> ProcessInfo {
+    let tool_name = lsof
+        .map(|p| p.command.clone())
+        .filter(|c| !c.is_empty())
+        .or_else(|| netstat_name.cloned())
+        .unwrap_or_default();
+    match facts {
+        Some(f) => ProcessInfo {
+            key: ProcKey {
+                pid,
+                start_time: f.start_time,
+            },
+            ppid: f.ppid,
+            uid: f.uid,
+            name: if f.name.is_empty() { tool_name } else { f.name },
+            comm: f.comm,
+            cmdline: f.cmdline,
+            alive: true,
+        },
+        // Gone or invisible: what the tools printed, start time unknown (0).
+        None => ProcessInfo {
+            key: ProcKey { pid, start_time: 0 },
+            ppid: lsof.and_then(|p| p.ppid).unwrap_or(0),
+            uid: lsof.and_then(|p| p.uid).unwrap_or(0),
+            comm: tool_name.clone().into_bytes(),
+            name: tool_name,
+            cmdline: String::new(),
+            alive: true,
+        },
+    }
+}
+
+/// `*.*` as a remote means "not connected".
+fn remote_of(e: &Endpoint) -> Option<&Endpoint> {
+    (!e.is_unbound()).then_some(e)
+}
+
+/// Socket id when the tool printed none: a stable hash of protocol + tuple,
+/// with the occurrence index for identical tuples. Bit 63 keeps it apart from
+/// kernel generation counts.
+fn tuple_id(key: &JoinKey, v6: bool, occurrence: u64) -> SocketId {
+    let mut h = DefaultHasher::new();
+    key.hash(&mut h);
+    v6.hash(&mut h);
+    occurrence.hash(&mut h);
+    h.finish() | (1 << 63)
+}
