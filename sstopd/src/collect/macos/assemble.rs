@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use proto::Proto;
 use tracing::debug;
 
-use super::addr::Endpoint;
+use super::addr::{Endpoint, Scope};
 use super::lsof::{LsofOutput, LsofProcess};
 use super::netstat::NetstatRow;
 use super::process::{ProcFacts, ProcessSource};
@@ -23,15 +23,37 @@ use crate::collect::{ProcKey, ProcessInfo, SocketId, SocketSample};
 pub struct JoinKey {
     proto: Proto,
     local: (Option<IpAddr>, u16),
+    /// Interface index of a scoped local address (0: none or unknown). netstat
+    /// prints `%lo0`, lsof `%lo0` or the KAME index: compared as indexes.
+    scope: u32,
     remote: (Option<IpAddr>, u16),
 }
 
 impl JoinKey {
-    pub fn new(proto: Proto, local: &Endpoint, remote: Option<&Endpoint>) -> Self {
+    pub fn new(
+        proto: Proto,
+        local: &Endpoint,
+        remote: Option<&Endpoint>,
+        resolve: &ScopeResolver,
+    ) -> Self {
+        let scope = match &local.scope {
+            Some(Scope::Index(i)) => *i,
+            Some(Scope::Name(n)) => resolve(n).unwrap_or(0),
+            None => 0,
+        };
         JoinKey {
             proto,
             local: local.join_key(),
+            scope,
             remote: remote.map_or((None, 0), Endpoint::join_key),
+        }
+    }
+
+    /// The key without the scope, for a tool that printed none.
+    fn loose(&self) -> JoinKey {
+        JoinKey {
+            scope: 0,
+            ..self.clone()
         }
     }
 }
@@ -43,24 +65,32 @@ pub type ScopeResolver = dyn Fn(&str) -> Option<u32> + Send;
 #[derive(Debug, Clone, Default)]
 pub struct Ownership {
     holders: HashMap<JoinKey, BTreeSet<u32>>,
+    /// The same, keyed without scope.
+    loose: HashMap<JoinKey, BTreeSet<u32>>,
     processes: HashMap<u32, LsofProcess>,
 }
 
 impl Ownership {
-    pub fn from_lsof(out: &LsofOutput) -> Self {
+    pub fn from_lsof(out: &LsofOutput, resolve: &ScopeResolver) -> Self {
         let mut holders: HashMap<JoinKey, BTreeSet<u32>> = HashMap::new();
+        let mut loose: HashMap<JoinKey, BTreeSet<u32>> = HashMap::new();
         for s in &out.sockets {
-            holders
-                .entry(JoinKey::new(s.proto, &s.local, s.remote.as_ref()))
-                .or_default()
-                .insert(s.pid);
+            let key = JoinKey::new(s.proto, &s.local, s.remote.as_ref(), resolve);
+            loose.entry(key.loose()).or_default().insert(s.pid);
+            holders.entry(key).or_default().insert(s.pid);
         }
         let processes = out.processes.iter().map(|p| (p.pid, p.clone())).collect();
-        Ownership { holders, processes }
+        Ownership {
+            holders,
+            loose,
+            processes,
+        }
     }
 
-    pub fn knows(&self, key: &JoinKey) -> bool {
-        self.holders.contains_key(key)
+    fn holders_of(&self, key: &JoinKey) -> Option<&BTreeSet<u32>> {
+        self.holders
+            .get(key)
+            .or_else(|| self.loose.get(&key.loose()))
     }
 
     pub fn process(&self, pid: u32) -> Option<&LsofProcess> {
@@ -83,7 +113,7 @@ pub struct Joined {
 pub fn join(rows: &[NetstatRow], owners: &Ownership, resolve: &ScopeResolver) -> Joined {
     let keys: Vec<JoinKey> = rows
         .iter()
-        .map(|r| JoinKey::new(r.proto, &r.local, remote_of(&r.remote)))
+        .map(|r| JoinKey::new(r.proto, &r.local, remote_of(&r.remote), resolve))
         .collect();
     let mut per_key: HashMap<&JoinKey, usize> = HashMap::new();
     for k in &keys {
@@ -95,7 +125,7 @@ pub fn join(rows: &[NetstatRow], owners: &Ownership, resolve: &ScopeResolver) ->
         if row.local.is_unbound() {
             continue; // `*.*`: bound to nothing, no traffic to show
         }
-        let candidates = owners.holders.get(key);
+        let candidates = owners.holders_of(key);
         let ambiguous = per_key.get(key).copied().unwrap_or(0) > 1;
         let pids: Vec<u32> = match (candidates, row.pid) {
             (Some(c), Some(pid)) if ambiguous && c.contains(&pid) => vec![pid],
@@ -137,7 +167,7 @@ pub fn from_lsof_only(out: &LsofOutput, resolve: &ScopeResolver) -> Joined {
     let mut by_key: HashMap<JoinKey, usize> = HashMap::new();
     let mut joined = Joined::default();
     for s in &out.sockets {
-        let key = JoinKey::new(s.proto, &s.local, s.remote.as_ref());
+        let key = JoinKey::new(s.proto, &s.local, s.remote.as_ref(), resolve);
         // The same socket appears once per holder: one socket, several owners.
         if let Some(idx) = by_key.get(&key) {
             let owners = &mut joined.sockets[*idx].1;
@@ -193,10 +223,10 @@ pub fn attach_processes(
                     joined.netstat_names.get(&pid),
                 )
             });
-            sock.owners.push(info.key);
-            if sock.uid == 0 {
-                sock.uid = info.uid;
+            if sock.owners.is_empty() {
+                sock.uid = info.uid; // the first holder's, like the socket's creator on Linux
             }
+            sock.owners.push(info.key);
         }
         sockets.push(sock);
     }

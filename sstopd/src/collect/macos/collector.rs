@@ -3,6 +3,7 @@
 //! turns their output into a [`Sample`]. A missing, failing or slow tool
 //! becomes a [`Note`], never an error that stops collection.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use proto::{Caps, CollectorMode, Note};
@@ -55,6 +56,8 @@ pub struct MacosCollector<R, P> {
     owners: Ownership,
     /// Samples since lsof last ran; `None` before the first run.
     since_lsof: Option<u32>,
+    /// netstat's sockets at the last lsof run.
+    checked: HashSet<JoinKey>,
 }
 
 impl<R: CommandRunner, P: ProcessSource> MacosCollector<R, P> {
@@ -66,6 +69,7 @@ impl<R: CommandRunner, P: ProcessSource> MacosCollector<R, P> {
             resolve,
             owners: Ownership::default(),
             since_lsof: None,
+            checked: HashSet::new(),
         }
     }
 
@@ -121,25 +125,33 @@ impl<R: CommandRunner, P: ProcessSource> MacosCollector<R, P> {
         all
     }
 
-    /// lsof is the slow tool: run it when netstat shows a socket it has not
-    /// seen yet, and every `lsof_every` samples regardless.
+    /// lsof is the slow tool: run it when netstat shows a socket that was not
+    /// there at the last lsof run, and every `lsof_every` samples regardless.
+    /// (Sockets lsof never lists, like TIME_WAIT, must not force a run each time.)
     fn refresh_owners(
         &mut self,
         sockets: Option<&NetstatSockets>,
         notes: &mut Vec<Note>,
     ) -> Option<lsof::LsofOutput> {
-        let unknown = sockets.is_none_or(|s| {
-            s.rows.iter().filter(|r| !r.local.is_unbound()).any(|r| {
-                !self.owners.knows(&JoinKey::new(
-                    r.proto,
-                    &r.local,
-                    (!r.remote.is_unbound()).then_some(&r.remote),
-                ))
+        let keys: HashSet<JoinKey> = sockets
+            .map(|s| {
+                s.rows
+                    .iter()
+                    .filter(|r| !r.local.is_unbound())
+                    .map(|r| {
+                        let remote = (!r.remote.is_unbound()).then_some(&r.remote);
+                        JoinKey::new(r.proto, &r.local, remote, &*self.resolve)
+                    })
+                    .collect()
             })
-        });
+            .unwrap_or_default();
         let due = match self.since_lsof {
             None => true,
-            Some(n) => unknown || n + 1 >= self.tools.lsof_every.max(1),
+            Some(n) => {
+                sockets.is_none()
+                    || !keys.is_subset(&self.checked)
+                    || n + 1 >= self.tools.lsof_every.max(1)
+            }
         };
         if !due {
             self.since_lsof = self.since_lsof.map(|n| n + 1);
@@ -150,7 +162,8 @@ impl<R: CommandRunner, P: ProcessSource> MacosCollector<R, P> {
         if !parsed.skipped.is_empty() {
             debug!(skipped = parsed.skipped.len(), "lsof: records skipped");
         }
-        self.owners = Ownership::from_lsof(&parsed);
+        self.owners = Ownership::from_lsof(&parsed, &*self.resolve);
+        self.checked = keys;
         self.since_lsof = Some(0);
         Some(parsed)
     }
