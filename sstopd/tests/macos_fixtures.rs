@@ -290,6 +290,34 @@ fn high_sierra_layout_without_gencnt() {
     assert_eq!(out.rows[3].pid, Some(1));
 }
 
+// ---------------------------------------------------------------- no input breaks a parser
+
+proptest::proptest! {
+    #[test]
+    fn parsers_never_panic_on_any_text(text in "\\PC*") {
+        let _ = lsof::parse(&text);
+        let _ = parse_sockets(&text, ParseOptions { wide: false });
+        let _ = ifaces::parse_ibn(&text);
+        let _ = ifaces::parse_route_default(&text);
+    }
+
+    /// Real captures with lines cut at random places (a tool killed mid-write).
+    #[test]
+    fn parsers_survive_cut_lines(cut in 0usize..200, every in 1usize..7) {
+        for name in ["lsof_sequoia.txt", "netstat_tcp_sequoia_1.txt", "netstat_udp_sequoia_1.txt", "netstat_ibn_b21.txt", "netstat_tcp_highsierra.txt"] {
+            let damaged: String = fixture(name)
+                .lines()
+                .enumerate()
+                .map(|(i, l)| if i % every == 0 { l.get(..cut.min(l.len())).unwrap_or(l) } else { l })
+                .collect::<Vec<_>>()
+                .join("\n");
+            let _ = lsof::parse(&damaged);
+            let _ = parse_sockets(&damaged, ParseOptions::default());
+            let _ = ifaces::parse_ibn(&damaged);
+        }
+    }
+}
+
 // ---------------------------------------------------------------- the collector
 
 type Served = HashMap<String, VecDeque<RunOutput>>;

@@ -353,6 +353,35 @@ tcp4       0      0  127.0.0.1.49152        127.0.0.1.8080         ESTABLISHED  
     }
 
     #[test]
+    fn pcb_address_column_with_a() {
+        // `-A` puts the PCB address and flow hash before Proto (and narrows the
+        // address columns; with -W they stay whole).
+        let text = "\
+Active Internet connections (including servers)
+Socket           Flowhash Proto Recv-Q Send-Q  Local Address      Foreign Address    (state)
+ffffff8012345678 1a2b3c4d tcp4       0      0  192.0.2.10.52044   198.51.100.7.443   ESTABLISHED
+ffffff80123456a0        0 udp4       0      0  *.5353             *.*
+";
+        let out = parse_sockets(text, ParseOptions::default());
+        assert!(out.skipped.is_empty(), "{:?}", out.skipped);
+        assert_eq!(out.rows[0].socket_id, Some(0xffff_ff80_1234_5678));
+        assert_eq!(out.rows[0].local.port, Some(52044));
+        assert_eq!(out.rows[1].socket_id, Some(0xffff_ff80_1234_56a0));
+        assert_eq!((out.rows[1].proto, out.rows[1].state), (Proto::Udp, None));
+    }
+
+    #[test]
+    fn numeric_state_is_unknown_not_an_error() {
+        let text = "tcp4 0 0 127.0.0.1.1 127.0.0.1.2 12 5 6\n";
+        let out = parse_sockets(text, ParseOptions::default());
+        assert_eq!(out.rows[0].state, Some(TcpState::Unknown(12)));
+        assert_eq!(
+            (out.rows[0].rx_bytes, out.rows[0].tx_bytes),
+            (Some(5), Some(6))
+        );
+    }
+
+    #[test]
     fn truncated_ipv6_is_not_trusted_without_w() {
         let text = "\
 Proto Recv-Q Send-Q  Local Address          Foreign Address        (state)
