@@ -700,6 +700,8 @@ fn sequoia_capture_becomes_the_same_sample_as_linux() {
         ),
         (0, "curl", "")
     );
+    // Seen by neither lsof nor the kernel lookup: it has exited.
+    assert!(!gone.alive && app.alive);
 
     assert_eq!(s.interfaces.len(), 4);
     assert_eq!(

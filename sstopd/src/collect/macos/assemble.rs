@@ -260,6 +260,7 @@ fn process_info(
             alive: true,
         },
         // Gone or invisible: what the tools printed, start time unknown (0).
+        // Alive only if lsof listed it just now.
         None => ProcessInfo {
             key: ProcKey { pid, start_time: 0 },
             ppid: lsof.and_then(|p| p.ppid).unwrap_or(0),
@@ -267,7 +268,7 @@ fn process_info(
             comm: tool_name.clone().into_bytes(),
             name: tool_name,
             cmdline: String::new(),
-            alive: true,
+            alive: lsof.is_some(),
         },
     }
 }

@@ -44,6 +44,24 @@ pub fn parse_procargs2(buf: &[u8]) -> Option<(String, Vec<String>)> {
     Some((exec_path, argv))
 }
 
+/// The name to show: `pbi_name` when set (up to 32 bytes), else the exec
+/// path's file name when `comm` looks cut (macOS keeps 16 bytes of it), else comm.
+pub fn display_name(comm: &[u8], pbi_name: &[u8], exec_path: Option<&str>) -> String {
+    if !pbi_name.is_empty() {
+        return String::from_utf8_lossy(pbi_name).into_owned();
+    }
+    let from_path = exec_path
+        .and_then(|p| p.rsplit('/').next())
+        .filter(|f| !f.is_empty() && f.as_bytes().starts_with(comm));
+    match from_path {
+        Some(f) if comm.len() >= MAXCOMLEN - 1 => f.to_owned(),
+        _ => String::from_utf8_lossy(comm).into_owned(),
+    }
+}
+
+/// `MAXCOMLEN` of `<sys/param.h>`: the size of `p_comm` without its NUL.
+pub const MAXCOMLEN: usize = 16;
+
 /// NUL-terminated C bytes of a fixed array.
 pub fn c_bytes(raw: &[u8]) -> &[u8] {
     let end = raw.iter().position(|b| *b == 0).unwrap_or(raw.len());
@@ -52,7 +70,7 @@ pub fn c_bytes(raw: &[u8]) -> &[u8] {
 
 #[cfg(target_os = "macos")]
 mod sys {
-    use super::{ProcFacts, ProcessSource, c_bytes, parse_procargs2};
+    use super::{ProcFacts, ProcessSource, c_bytes, display_name, parse_procargs2};
 
     fn bsdinfo(pid: u32) -> Option<libc::proc_bsdinfo> {
         let pid = libc::c_int::try_from(pid).ok()?;
@@ -124,11 +142,12 @@ mod sys {
             let comm_raw: Vec<u8> = info.pbi_comm.iter().map(|c| *c as u8).collect();
             let name_raw: Vec<u8> = info.pbi_name.iter().map(|c| *c as u8).collect();
             let comm = c_bytes(&comm_raw).to_vec();
-            let argv = procargs(pid).and_then(|b| parse_procargs2(&b));
-            let mut name = String::from_utf8_lossy(c_bytes(&name_raw)).into_owned();
-            if name.is_empty() {
-                name = String::from_utf8_lossy(&comm).into_owned();
-            }
+            let args = procargs(pid).and_then(|b| parse_procargs2(&b));
+            let name = display_name(
+                &comm,
+                c_bytes(&name_raw),
+                args.as_ref().map(|(p, _)| p.as_str()),
+            );
             Some(ProcFacts {
                 start_time: info
                     .pbi_start_tvsec
@@ -138,7 +157,7 @@ mod sys {
                 uid: info.pbi_ruid,
                 comm,
                 name,
-                cmdline: argv.map(|(_, a)| a.join(" ")).unwrap_or_default(),
+                cmdline: args.map(|(_, a)| a.join(" ")).unwrap_or_default(),
             })
         }
     }
@@ -173,6 +192,30 @@ mod tests {
         let mut buf = 9i32.to_ne_bytes().to_vec();
         buf.extend_from_slice(b"/bin/x\0x\0");
         assert_eq!(parse_procargs2(&buf).unwrap().1, ["x", ""]);
+    }
+
+    #[test]
+    fn display_name_prefers_the_full_name() {
+        assert_eq!(
+            display_name(b"Google Chrome He", b"Google Chrome Helper", None),
+            "Google Chrome Helper"
+        );
+        // comm cut at 16 bytes, no pbi_name: the executable's file name.
+        let path = "/Applications/X.app/Contents/MacOS/process-name-long-enough";
+        assert_eq!(
+            display_name(b"process-name-lon", b"", Some(path)),
+            "process-name-long-enough"
+        );
+        // Short comm: as is, whatever argv[0] says.
+        assert_eq!(
+            display_name(b"nginx", b"", Some("/opt/bin/nginx-debug")),
+            "nginx"
+        );
+        // Not valid UTF-8: lossy, no panic.
+        assert_eq!(
+            display_name(b"ab\xff\xfecd", b"", None),
+            "ab\u{fffd}\u{fffd}cd"
+        );
     }
 
     #[test]
