@@ -307,6 +307,23 @@ fn failing_lsof_falls_back_to_netstat_owners() {
 }
 
 #[test]
+fn failing_lsof_is_retried_only_every_n_samples_and_stays_noted() {
+    let runner = sequoia_runner().fail("lsof", LSOF_ARGS, 1, "lsof: no permission");
+    let tools = Tools {
+        lsof_every: 3,
+        ..Tools::default()
+    };
+    let mut c = MacosCollector::new(runner.clone(), sequoia_procs(), tools, resolver());
+    for i in 1..=4 {
+        let s = c.collect().unwrap();
+        assert_eq!(s.notes.len(), 1, "sample {i}: {:?}", s.notes);
+        assert!(s.notes[0].message.contains("no permission"));
+    }
+    // Ran on sample 1, skipped 2 and 3, ran again on 4.
+    assert_eq!(runner.calls("lsof", LSOF_ARGS), 2);
+}
+
+#[test]
 fn missing_netstat_lists_sockets_from_lsof_without_bytes() {
     let runner = FixtureRunner::default()
         .serve("lsof", LSOF_ARGS, &["lsof_sequoia.txt"])

@@ -58,6 +58,9 @@ pub struct MacosCollector<R, P> {
     since_lsof: Option<u32>,
     /// netstat's sockets at the last lsof run.
     checked: HashSet<JoinKey>,
+    /// Samples to skip lsof after it failed, and why it failed.
+    lsof_retry_in: u32,
+    lsof_error: Option<Note>,
 }
 
 impl<R: CommandRunner, P: ProcessSource> MacosCollector<R, P> {
@@ -70,6 +73,8 @@ impl<R: CommandRunner, P: ProcessSource> MacosCollector<R, P> {
             owners: Ownership::default(),
             since_lsof: None,
             checked: HashSet::new(),
+            lsof_retry_in: 0,
+            lsof_error: None,
         }
     }
 
@@ -133,6 +138,12 @@ impl<R: CommandRunner, P: ProcessSource> MacosCollector<R, P> {
         sockets: Option<&NetstatSockets>,
         notes: &mut Vec<Note>,
     ) -> Option<lsof::LsofOutput> {
+        if self.lsof_retry_in > 0 {
+            // A failing (or hanging) lsof is not retried every sample: each try may cost the timeout.
+            self.lsof_retry_in -= 1;
+            notes.extend(self.lsof_error.clone());
+            return None;
+        }
         let keys: HashSet<JoinKey> = sockets
             .map(|s| {
                 s.rows
@@ -157,7 +168,15 @@ impl<R: CommandRunner, P: ProcessSource> MacosCollector<R, P> {
             self.since_lsof = self.since_lsof.map(|n| n + 1);
             return None;
         }
-        let out = self.run(&self.tools.lsof, LSOF_ARGS, notes)?;
+        let mut run_notes = Vec::new();
+        let out = self.run(&self.tools.lsof, LSOF_ARGS, &mut run_notes);
+        notes.extend(run_notes.iter().cloned());
+        let Some(out) = out else {
+            self.lsof_error = run_notes.pop();
+            self.lsof_retry_in = self.tools.lsof_every.saturating_sub(1);
+            return None;
+        };
+        self.lsof_error = None;
         let parsed = lsof::parse(&out.stdout);
         if !parsed.skipped.is_empty() {
             debug!(skipped = parsed.skipped.len(), "lsof: records skipped");
