@@ -288,3 +288,52 @@ fn tuple_id(key: &JoinKey, v6: bool, occurrence: u64) -> SocketId {
     occurrence.hash(&mut h);
     h.finish() | (1 << 63)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::macos::lsof;
+    use crate::collect::macos::netstat::{ParseOptions, parse_sockets};
+
+    const HEADER: &str = "Proto Recv-Q Send-Q  Local Address          Foreign Address        (state)          rxbytes      txbytes  rhiwat  shiwat    pid   epid\n";
+
+    fn no_scopes(_: &str) -> Option<u32> {
+        None
+    }
+
+    #[test]
+    fn reuseport_twins_are_told_apart_by_the_pid_column() {
+        let text = format!(
+            "{HEADER}udp4 0 0 *.5353 *.* 10 1 786896 9216 301 0\nudp4 0 0 *.5353 *.* 20 2 786896 9216 500 0\n"
+        );
+        let rows = parse_sockets(&text, ParseOptions::default()).rows;
+        let owners = Ownership::from_lsof(
+            &lsof::parse(
+                "p301\ncmDNSResponder\nf7\ntIPv4\nPUDP\nn*:5353\np500\ncChrome\nf9\ntIPv4\nPUDP\nn*:5353\n",
+            ),
+            &no_scopes,
+        );
+        let joined = join(&rows, &owners, &no_scopes);
+        let pids: Vec<&Vec<u32>> = joined.sockets.iter().map(|(_, p)| p).collect();
+        assert_eq!(pids, [&vec![301], &vec![500]]);
+        // No gencnt column: hashed ids, distinct for identical tuples, stable across runs.
+        let (a, b) = (joined.sockets[0].0.id, joined.sockets[1].0.id);
+        assert_ne!(a, b);
+        let again = join(&rows, &owners, &no_scopes);
+        assert_eq!((again.sockets[0].0.id, again.sockets[1].0.id), (a, b));
+    }
+
+    #[test]
+    fn one_listener_many_holders_is_shared() {
+        let text = format!("{HEADER}tcp4 0 0 *.80 *.* LISTEN 0 0 1 1 2001 0\n");
+        let rows = parse_sockets(&text, ParseOptions::default()).rows;
+        let owners = Ownership::from_lsof(
+            &lsof::parse(
+                "p2001\ncnginx\nf6\ntIPv4\nPTCP\nn*:80\np2002\ncnginx\nf6\ntIPv4\nPTCP\nn*:80\n",
+            ),
+            &no_scopes,
+        );
+        let joined = join(&rows, &owners, &no_scopes);
+        assert_eq!(joined.sockets[0].1, [2001, 2002]);
+    }
+}

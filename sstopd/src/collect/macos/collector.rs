@@ -40,12 +40,14 @@ impl Default for Tools {
     }
 }
 
-/// Arguments of each run; `-W` keeps IPv6 addresses whole, `-b` adds the byte
-/// columns on releases where `-v` alone does not.
+/// Arguments of each run. netstat: `-W` keeps IPv6 addresses whole, `-b` adds
+/// the byte columns on releases where `-v` alone does not, `-v` the pid and
+/// gencnt columns. lsof: `-w` keeps warnings about unrelated files quiet,
+/// `+c 0` prints whole command names, `R` adds the ppid.
 pub const NETSTAT_TCP: &[&str] = &["-anvbW", "-p", "tcp"];
 pub const NETSTAT_UDP: &[&str] = &["-anvbW", "-p", "udp"];
 pub const NETSTAT_IFACES: &[&str] = &["-ibn"];
-pub const LSOF_ARGS: &[&str] = &["-nP", "-i", "+c", "0", "-F", "pcuRftPnT"];
+pub const LSOF_ARGS: &[&str] = &["-nP", "-w", "-i", "+c", "0", "-F", "pcuRftPnT"];
 pub const ROUTE_DEFAULT: &[&str] = &["-n", "get", "default"];
 
 pub struct MacosCollector<R, P> {
