@@ -209,8 +209,8 @@ pub fn inspect(pid: u32) -> Result<Target, TargetError> {
 }
 
 /// Process start time on macOS in µs since the epoch. Must agree with the macOS
-/// collector's `ProcKey::start_time`; if that engineer picks another source or unit,
-/// change it here (this is the only place kill reads it).
+/// collector's `ProcKey::start_time` (`collect::macos::start_time`, same fields, same
+/// formula); this is the only place kill reads it.
 #[cfg(target_os = "macos")]
 pub fn macos_start_time(info: &libc::proc_bsdinfo) -> u64 {
     info.pbi_start_tvsec
