@@ -255,11 +255,11 @@ fn python() -> std::path::PathBuf {
 
 /// A process named `nlshort` connects, sends 3000 bytes and exits within milliseconds:
 /// the destroy watcher must see its exact bytes and the tracer its pid and name.
-#[test]
-fn netlink_short_lived_connection_seen_by_destroy_and_tracer() {
+fn short_lived_connection(ip: IpAddr) {
     let mut watcher = DestroyWatcher::open().unwrap();
     let mut tracer = ConnectTracer::open().unwrap();
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let host = ip.to_string();
+    let listener = TcpListener::bind((ip, 0)).unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = std::thread::spawn(move || {
         let (mut conn, peer) = listener.accept().unwrap();
@@ -272,11 +272,11 @@ fn netlink_short_lived_connection_seen_by_destroy_and_tracer() {
     let exe = dir.path().join("nlshort");
     std::os::unix::fs::symlink(python(), &exe).unwrap();
     let script = "import socket,sys\n\
-        c=socket.create_connection(('127.0.0.1',int(sys.argv[1])))\n\
+        c=socket.create_connection((sys.argv[1],int(sys.argv[2])))\n\
         c.sendall(b's'*3000)\n\
         c.close()\n";
     let child = Command::new(&exe)
-        .args(["-c", script, &port.to_string()])
+        .args(["-c", script, &host, &port.to_string()])
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
@@ -303,6 +303,16 @@ fn netlink_short_lived_connection_seen_by_destroy_and_tracer() {
     assert_eq!(connect.comm, b"nlshort");
     assert_eq!(connect.proto, Proto::Tcp);
     assert_eq!(tracer.lost(), 0);
+}
+
+#[test]
+fn netlink_short_lived_connection_seen_by_destroy_and_tracer_v4() {
+    short_lived_connection(IpAddr::V4(Ipv4Addr::LOCALHOST));
+}
+
+#[test]
+fn netlink_short_lived_connection_seen_by_destroy_and_tracer_v6() {
+    short_lived_connection(IpAddr::V6(Ipv6Addr::LOCALHOST));
 }
 
 /// A watcher whose buffer overflows reports `overrun` (the caller re-syncs) and keeps working.
