@@ -27,6 +27,12 @@ use tracefs::{event_dir, online_cpus};
 
 /// Data pages per CPU ring (512 KiB with 4 KiB pages): a second of heavy churn fits.
 const RING_PAGES: usize = 128;
+/// Only the changes that name a process: connect() (→ SYN_SENT), the change that completes
+/// it with its local port (SYN_SENT →), and closes made by a process (→ FIN_WAIT1,
+/// → LAST_ACK). The rest (about half of all changes, all in softirq) would only add
+/// volume and bring the per-tick sample limit (`kernel.perf_event_max_sample_rate`) closer.
+pub const FILTER: &std::ffi::CStr =
+    c"protocol == 6 && (newstate == 2 || oldstate == 2 || newstate == 4 || newstate == 9)";
 /// Drains a connect event waits for its local port before it is returned without one.
 pub const DEFER_DRAINS: u32 = 2;
 /// Connecting processes remembered per socket address; cleared past this.
@@ -56,7 +62,9 @@ pub enum TraceError {
     },
 }
 
-/// One TCP state change.
+/// One TCP state change. Only the changes in [`FILTER`] are delivered: connect
+/// (CLOSE → SYN_SENT), its completion (SYN_SENT → ESTABLISHED or CLOSE), and closes
+/// made by a process (→ FIN_WAIT1, → LAST_ACK).
 ///
 /// `pid`/`comm`: for a socket whose connect() was seen, the connecting process on every
 /// event of that socket (later changes run in softirq, where the current task is
@@ -103,6 +111,7 @@ pub struct ConnectTracer {
     deferred: HashMap<u64, (ConnectEvent, u32)>,
     drains: u32,
     lost: u64,
+    throttled: u64,
 }
 
 #[derive(Clone)]
@@ -151,7 +160,7 @@ impl ConnectTracer {
         let layout = parse_format(&read("format")?)?;
         let mut rings = Vec::new();
         for cpu in online_cpus() {
-            match Ring::open(id, cpu, RING_PAGES) {
+            match Ring::open(id, cpu, RING_PAGES, FILTER) {
                 Ok(ring) => rings.push(ring),
                 // A CPU that went offline since the list was read: nothing runs there.
                 Err(TraceError::Perf { source, .. })
@@ -173,6 +182,7 @@ impl ConnectTracer {
             deferred: HashMap::new(),
             drains: 0,
             lost: 0,
+            throttled: 0,
         })
     }
 
@@ -180,6 +190,7 @@ impl ConnectTracer {
     pub fn drain(&mut self) -> Vec<ConnectEvent> {
         let mut pending: Vec<(u64, Pending)> = Vec::new();
         let mut lost = 0;
+        let mut throttled = 0;
         let layout = &self.layout;
         for ring in &mut self.rings {
             ring.read(|bytes| match records::parse(bytes) {
@@ -209,10 +220,12 @@ impl ConnectTracer {
                     pending.push((time, Pending::Exit { pid, tid }))
                 }
                 Some(Record::Lost { lost: n }) => lost += n,
+                Some(Record::Throttle) => throttled += 1,
                 Some(Record::Other) | None => {}
             });
         }
         self.lost += lost;
+        self.throttled += throttled;
         // Each ring is in order; across CPUs the timestamps decide.
         pending.sort_by_key(|(time, _)| *time);
         let mut events = Vec::new();
@@ -345,8 +358,14 @@ impl ConnectTracer {
         }
     }
 
-    /// PERF_RECORD_LOST total.
+    /// PERF_RECORD_LOST total: events dropped because a ring was full.
     pub fn lost(&self) -> u64 {
         self.lost
+    }
+
+    /// Times the kernel paused the event for exceeding its per-tick sample budget
+    /// (`kernel.perf_event_max_sample_rate` / HZ per CPU); events in those ticks are gone.
+    pub fn throttled(&self) -> u64 {
+        self.throttled
     }
 }

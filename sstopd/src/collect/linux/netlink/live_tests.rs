@@ -292,17 +292,46 @@ fn short_lived_connection(ip: IpAddr) {
     assert_eq!(gone.payload_received(), Some(0));
 
     let mut traced: Vec<ConnectEvent> = Vec::new();
-    let connect = poll("connect event", || {
-        traced.extend(tracer.drain());
-        traced
-            .iter()
-            .find(|e| e.is_connect() && e.remote.port() == port && e.local == peer)
-            .cloned()
-    });
+    let start = Instant::now();
+    let connect = loop {
+        traced.extend(
+            tracer
+                .drain()
+                .into_iter()
+                .filter(|e| e.remote.port() == port),
+        );
+        if let Some(e) = traced.iter().find(|e| e.is_connect() && e.local == peer) {
+            break e.clone();
+        }
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "no connect event from {peer}; lost {}; events to port {port}: {traced:#?}",
+            tracer.lost()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
     assert_eq!(connect.pid, pid);
     assert_eq!(connect.comm, b"nlshort");
     assert_eq!(connect.proto, Proto::Tcp);
     assert_eq!(tracer.lost(), 0);
+    // The in-kernel filter keeps softirq-only changes (FIN_WAIT1 → FIN_WAIT2) out.
+    std::thread::sleep(Duration::from_millis(50));
+    traced.extend(
+        tracer
+            .drain()
+            .into_iter()
+            .filter(|e| e.remote.port() == port),
+    );
+    assert!(
+        !traced.iter().any(|e| e.new_state == TcpState::FinWait2),
+        "filter not applied: {traced:#?}"
+    );
+    assert!(
+        traced
+            .iter()
+            .any(|e| e.old_state == TcpState::SynSent && e.pid == pid),
+        "the SYN_SENT → ESTABLISHED change is credited to the connecting process"
+    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! One CPU's perf event on the tracepoint and its mmap ring, read without blocking.
 
+use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +16,8 @@ const ATTR_FLAG_COMM: u64 = 1 << 9;
 const ATTR_FLAG_TASK: u64 = 1 << 13;
 const ATTR_FLAG_SAMPLE_ID_ALL: u64 = 1 << 18;
 const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
+/// `_IOW('$', 6, char *)`.
+const PERF_EVENT_IOC_SET_FILTER: libc::c_ulong = 0x4008_2406;
 
 /// `struct perf_event_attr` up to `config1` (PERF_ATTR_SIZE_VER0, 64 bytes): every field
 /// this reader sets; the kernel treats the rest as zero.
@@ -53,8 +56,10 @@ pub struct Ring {
 unsafe impl Send for Ring {}
 
 impl Ring {
-    /// Open the tracepoint `id` on `cpu` (every task) with `pages` data pages (a power of two).
-    pub fn open(id: u64, cpu: u32, pages: usize) -> Result<Self, TraceError> {
+    /// Open the tracepoint `id` on `cpu` (every task) with `pages` data pages (a power of
+    /// two), keeping only records that match the ftrace-syntax `filter` when the kernel
+    /// accepts it.
+    pub fn open(id: u64, cpu: u32, pages: usize, filter: &CStr) -> Result<Self, TraceError> {
         let attr = PerfEventAttr {
             kind: PERF_TYPE_TRACEPOINT,
             size: std::mem::size_of::<PerfEventAttr>() as u32,
@@ -83,6 +88,15 @@ impl Ring {
         }
         // SAFETY: the syscall returned a new fd that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
+        // Filtered-out events never reach the ring nor count toward throttling.
+        // SAFETY: PERF_EVENT_IOC_SET_FILTER reads a NUL-terminated string that outlives the call.
+        let rc = unsafe { libc::ioctl(fd.as_raw_fd(), PERF_EVENT_IOC_SET_FILTER, filter.as_ptr()) };
+        if rc != 0 {
+            tracing::debug!(
+                "tracepoint filter refused ({}); reading every state change",
+                io::Error::last_os_error()
+            );
+        }
         let page = page_size();
         let map_len = (pages + 1) * page;
         // SAFETY: mapping a perf fd as documented in perf_event_open(2): one metadata

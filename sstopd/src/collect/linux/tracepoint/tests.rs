@@ -25,6 +25,7 @@ fn tracer() -> ConnectTracer {
         deferred: HashMap::new(),
         drains: 0,
         lost: 0,
+        throttled: 0,
     }
 }
 
