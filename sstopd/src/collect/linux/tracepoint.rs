@@ -138,7 +138,6 @@ enum Pending {
         ppid: u32,
     },
     Exit {
-        pid: u32,
         tid: u32,
     },
 }
@@ -216,9 +215,7 @@ impl ConnectTracer {
                     ppid,
                     time,
                 }) => pending.push((time, Pending::Fork { tid, ptid, ppid })),
-                Some(Record::Exit { pid, tid, time }) => {
-                    pending.push((time, Pending::Exit { pid, tid }))
-                }
+                Some(Record::Exit { tid, time, .. }) => pending.push((time, Pending::Exit { tid })),
                 Some(Record::Lost { lost: n }) => lost += n,
                 Some(Record::Throttle) => throttled += 1,
                 Some(Record::Other) | None => {}
@@ -269,11 +266,10 @@ impl ConnectTracer {
                     None => self.comms.remove(&tid),
                 };
             }
-            Pending::Exit { pid, tid } => {
-                // Only the thread group leader's exit ends the process name.
-                if pid == tid {
-                    self.comms.remove(&tid);
-                }
+            Pending::Exit { tid } => {
+                // Keyed by tid: a thread's exit forgets only that thread. Samples of the
+                // exiting task sort before its exit, so they were named already.
+                self.comms.remove(&tid);
             }
             Pending::Change { pid, tid, change } => self.on_change(time, pid, tid, change, events),
         }

@@ -135,14 +135,7 @@ fn fork_inherits_and_exit_forgets_names() {
     // A recycled tid whose parent we never saw must not keep the old name.
     t.apply(3, fork(4_000_011, 4_000_099), &mut out);
     assert!(!t.comms.contains_key(&4_000_011));
-    t.apply(
-        4,
-        Pending::Exit {
-            pid: 4_000_012,
-            tid: 4_000_012,
-        },
-        &mut out,
-    );
+    t.apply(4, Pending::Exit { tid: 4_000_012 }, &mut out);
     assert!(!t.comms.contains_key(&4_000_012));
     assert!(out.is_empty());
 }
