@@ -386,3 +386,68 @@ fn netlink_destroy_overrun_is_reported_not_fatal() {
     });
     assert!(delivered, "no destroy event delivered after an overrun");
 }
+
+/// 100 short connections in a burst from one named process (each 2000 bytes): every close
+/// reaches the destroy watcher with exact bytes and every connect the tracer, named.
+#[test]
+fn netlink_burst_of_short_connections_is_fully_seen() {
+    const N: usize = 100;
+    let mut watcher = DestroyWatcher::open().unwrap();
+    let mut tracer = ConnectTracer::open().unwrap();
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        (0..N)
+            .map(|_| {
+                let (mut conn, peer) = listener.accept().unwrap();
+                let mut buf = Vec::new();
+                conn.read_to_end(&mut buf).unwrap();
+                assert_eq!(buf.len(), 2000);
+                peer
+            })
+            .collect::<Vec<_>>()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("nlchurn");
+    std::os::unix::fs::symlink(python(), &exe).unwrap();
+    let script = "import socket,sys\n\
+        for _ in range(int(sys.argv[2])):\n\
+        \x20   c=socket.create_connection(('127.0.0.1',int(sys.argv[1])))\n\
+        \x20   c.sendall(b'c'*2000)\n\
+        \x20   c.close()\n";
+    let child = Command::new(&exe)
+        .args(["-c", script, &port.to_string(), &N.to_string()])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = ChildGuard(child);
+    let pid = child.0.id();
+    assert!(child.0.wait().unwrap().success());
+    let peers = server.join().unwrap();
+
+    let events = closed(&mut watcher, &peers);
+    for peer in &peers {
+        let e = events.iter().find(|e| e.local == *peer).unwrap();
+        assert_eq!(
+            (e.payload_sent(), e.payload_received()),
+            (Some(2000), Some(0)),
+            "{peer}"
+        );
+    }
+    let mut connects: Vec<ConnectEvent> = Vec::new();
+    poll("every connect", || {
+        connects.extend(
+            tracer
+                .drain()
+                .into_iter()
+                .filter(|e| e.is_connect() && e.remote.port() == port),
+        );
+        (connects.len() >= N).then_some(())
+    });
+    assert_eq!(connects.len(), N);
+    for peer in &peers {
+        let c = connects.iter().find(|c| c.local == *peer);
+        let c = c.unwrap_or_else(|| panic!("no connect from {peer}"));
+        assert_eq!((c.pid, c.comm.as_slice()), (pid, &b"nlchurn"[..]));
+    }
+}
