@@ -183,15 +183,23 @@ fn netlink_dump_without_diag_handler_is_an_error() {
     diag.dump(Family::V4, Proto::Tcp).unwrap();
 }
 
-/// Drain `watcher` until `want` local addresses have a destroy event each.
-fn closed(watcher: &mut DestroyWatcher, want: &[SocketAddr]) -> Vec<DiagSocket> {
+/// Drain `watcher` until each `(local, remote)` in `want` has a destroy event. Ports are
+/// reused across destinations, so the local address alone is not an identity.
+fn closed(watcher: &mut DestroyWatcher, want: &[(SocketAddr, SocketAddr)]) -> Vec<DiagSocket> {
+    let is =
+        |s: &DiagSocket, (l, r): &(SocketAddr, SocketAddr)| s.local == *l && s.remote == Some(*r);
     let mut seen: Vec<DiagSocket> = Vec::new();
     poll("destroy events", || {
         let batch = watcher.drain();
         assert!(!batch.overrun, "destroy events overran");
-        seen.extend(batch.closed.into_iter().filter(|s| want.contains(&s.local)));
+        seen.extend(
+            batch
+                .closed
+                .into_iter()
+                .filter(|s| want.iter().any(|w| is(s, w))),
+        );
         want.iter()
-            .all(|w| seen.iter().any(|s| s.local == *w))
+            .all(|w| seen.iter().any(|s| is(s, w)))
             .then(|| seen.clone())
     })
 }
@@ -212,7 +220,7 @@ fn netlink_destroy_reports_exact_final_counters() {
     assert_eq!(client.read(&mut [0u8; 16]).unwrap(), 0);
     drop(client);
 
-    let events = closed(&mut watcher, &[c, s]);
+    let events = closed(&mut watcher, &[(c, s), (s, c)]);
     let cc = events.iter().find(|e| e.local == c).unwrap();
     let sc = events.iter().find(|e| e.local == s).unwrap();
     assert_eq!(
@@ -286,8 +294,12 @@ fn short_lived_connection(ip: IpAddr) {
     let (peer, received) = server.join().unwrap();
     assert_eq!(received, 3000);
 
-    let events = closed(&mut watcher, &[peer]);
-    let gone = events.iter().find(|e| e.local == peer).unwrap();
+    let server_addr = SocketAddr::new(ip, port);
+    let events = closed(&mut watcher, &[(peer, server_addr)]);
+    let gone = events
+        .iter()
+        .find(|e| e.local == peer && e.remote == Some(server_addr))
+        .unwrap();
     assert_eq!(gone.payload_sent(), Some(3000));
     assert_eq!(gone.payload_received(), Some(0));
 
@@ -374,10 +386,16 @@ fn netlink_destroy_overrun_is_reported_not_fatal() {
     let delivered = (0..20).any(|_| {
         let (_l, client, server) = pair(IpAddr::V4(Ipv4Addr::LOCALHOST));
         let c = client.local_addr().unwrap();
+        let addr2 = server.local_addr().unwrap();
         drop((client, server));
         let start = Instant::now();
         while start.elapsed() < Duration::from_millis(300) {
-            if watcher.drain().closed.iter().any(|s| s.local == c) {
+            if watcher
+                .drain()
+                .closed
+                .iter()
+                .any(|s| s.local == c && s.remote == Some(addr2))
+            {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -425,9 +443,14 @@ fn netlink_burst_of_short_connections_is_fully_seen() {
     assert!(child.0.wait().unwrap().success());
     let peers = server.join().unwrap();
 
-    let events = closed(&mut watcher, &peers);
+    let server_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let want: Vec<_> = peers.iter().map(|p| (*p, server_addr)).collect();
+    let events = closed(&mut watcher, &want);
     for peer in &peers {
-        let e = events.iter().find(|e| e.local == *peer).unwrap();
+        let e = events
+            .iter()
+            .find(|e| e.local == *peer && e.remote == Some(server_addr))
+            .unwrap();
         assert_eq!(
             (e.payload_sent(), e.payload_received()),
             (Some(2000), Some(0)),
