@@ -25,8 +25,10 @@ use records::Record;
 use ring::Ring;
 use tracefs::{event_dir, online_cpus};
 
-/// Data pages per CPU ring (512 KiB with 4 KiB pages): a second of heavy churn fits.
-const RING_PAGES: usize = 128;
+/// Data pages per CPU ring, largest first (512 KiB with 4 KiB pages holds ~5,000 filtered
+/// events per CPU per drain); smaller rings when the locked-memory limit
+/// (`kernel.perf_event_mlock_kb` without CAP_IPC_LOCK/CAP_PERFMON) refuses it.
+const RING_PAGES: [usize; 3] = [128, 32, 8];
 /// Only the changes that name a process: connect() (→ SYN_SENT), the change that completes
 /// it with its local port (SYN_SENT →), and closes made by a process (→ FIN_WAIT1,
 /// → LAST_ACK). The rest (about half of all changes, all in softirq) would only add
@@ -159,7 +161,7 @@ impl ConnectTracer {
         let layout = parse_format(&read("format")?)?;
         let mut rings = Vec::new();
         for cpu in online_cpus() {
-            match Ring::open(id, cpu, RING_PAGES, FILTER) {
+            match open_ring(id, cpu) {
                 Ok(ring) => rings.push(ring),
                 // A CPU that went offline since the list was read: nothing runs there.
                 Err(TraceError::Perf { source, .. })
@@ -364,4 +366,21 @@ impl ConnectTracer {
     pub fn throttled(&self) -> u64 {
         self.throttled
     }
+}
+
+/// The largest ring the locked-memory limit allows.
+fn open_ring(id: u64, cpu: u32) -> Result<Ring, TraceError> {
+    let mut last = None;
+    for pages in RING_PAGES {
+        match Ring::open(id, cpu, pages, FILTER) {
+            Ok(ring) => return Ok(ring),
+            Err(TraceError::Io { what, source })
+                if matches!(source.raw_os_error(), Some(libc::EPERM | libc::ENOMEM)) =>
+            {
+                last = Some(TraceError::Io { what, source });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| TraceError::Format("no ring size to try".into())))
 }

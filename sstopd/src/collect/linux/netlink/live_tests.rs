@@ -206,7 +206,7 @@ fn closed(watcher: &mut DestroyWatcher, want: &[(SocketAddr, SocketAddr)]) -> Ve
 
 #[test]
 fn netlink_destroy_reports_exact_final_counters() {
-    let mut watcher = DestroyWatcher::open().unwrap();
+    let mut watcher = DestroyWatcher::with_buffer(64 << 20).unwrap();
     let mut diag = SockDiag::open().unwrap();
     let (_listener, mut client, mut server) = pair(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let (c, s) = (client.local_addr().unwrap(), server.local_addr().unwrap());
@@ -264,7 +264,7 @@ fn python() -> std::path::PathBuf {
 /// A process named `nlshort` connects, sends 3000 bytes and exits within milliseconds:
 /// the destroy watcher must see its exact bytes and the tracer its pid and name.
 fn short_lived_connection(ip: IpAddr) {
-    let mut watcher = DestroyWatcher::open().unwrap();
+    let mut watcher = DestroyWatcher::with_buffer(64 << 20).unwrap();
     let mut tracer = ConnectTracer::open().unwrap();
     let host = ip.to_string();
     let listener = TcpListener::bind((ip, 0)).unwrap();
@@ -410,7 +410,7 @@ fn netlink_destroy_overrun_is_reported_not_fatal() {
 #[test]
 fn netlink_burst_of_short_connections_is_fully_seen() {
     const N: usize = 100;
-    let mut watcher = DestroyWatcher::open().unwrap();
+    let mut watcher = DestroyWatcher::with_buffer(64 << 20).unwrap();
     let mut tracer = ConnectTracer::open().unwrap();
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let port = listener.local_addr().unwrap().port();
