@@ -12,8 +12,22 @@ const EVENT_DIR: &str = "events/sock/inet_sock_set_state";
 pub fn event_dir() -> Result<PathBuf, TraceError> {
     for root in [TRACEFS, DEBUGFS_TRACING] {
         let dir = Path::new(root).join(EVENT_DIR);
-        if dir.join("id").exists() {
-            return Ok(dir);
+        match std::fs::metadata(dir.join("id")) {
+            Ok(_) => return Ok(dir),
+            // Mounted but closed to us (tracefs is root-only by default): mounting again
+            // would fail with a misleading EPERM.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(TraceError::NoTracefs(format!(
+                    "{}: permission denied (needs root)",
+                    dir.display()
+                )));
+            }
+            Err(_) => {}
+        }
+        if Path::new(root).join("events").is_dir() {
+            return Err(TraceError::NoTracefs(format!(
+                "{root} has no sock/inet_sock_set_state tracepoint (kernel older than 4.16?)"
+            )));
         }
     }
     mount_tracefs()?;
