@@ -14,6 +14,7 @@ const PERF_SAMPLE_TIME: u64 = 1 << 2;
 const PERF_SAMPLE_RAW: u64 = 1 << 10;
 const ATTR_FLAG_COMM: u64 = 1 << 9;
 const ATTR_FLAG_TASK: u64 = 1 << 13;
+const ATTR_FLAG_WATERMARK: u64 = 1 << 14;
 const ATTR_FLAG_SAMPLE_ID_ALL: u64 = 1 << 18;
 const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
 /// `_IOW('$', 6, char *)`.
@@ -43,8 +44,8 @@ const DATA_OFFSET: usize = 1040;
 const DATA_SIZE: usize = 1048;
 
 pub struct Ring {
-    // Declared before the mapping's owner would not matter: Drop unmaps explicitly.
-    _fd: OwnedFd,
+    /// Closed after Drop unmaps the ring.
+    fd: OwnedFd,
     base: *mut u8,
     map_len: usize,
     data_offset: usize,
@@ -66,7 +67,9 @@ impl Ring {
             config: id,
             sample_period: 1,
             sample_type: PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_RAW,
-            flags: ATTR_FLAG_COMM | ATTR_FLAG_TASK | ATTR_FLAG_SAMPLE_ID_ALL,
+            flags: ATTR_FLAG_COMM | ATTR_FLAG_TASK | ATTR_FLAG_SAMPLE_ID_ALL | ATTR_FLAG_WATERMARK,
+            // With `watermark`, this is `wakeup_watermark`: poll() wakes at a quarter full.
+            wakeup_events: u32::try_from(pages * page_size() / 4).unwrap_or(u32::MAX),
             ..Default::default()
         };
         // SAFETY: perf_event_open reads `attr` (valid, sized as declared) and returns an fd or -1.
@@ -119,7 +122,7 @@ impl Ring {
         }
         let base = base.cast::<u8>();
         let mut ring = Self {
-            _fd: fd,
+            fd,
             base,
             map_len,
             data_offset: page,
@@ -133,6 +136,10 @@ impl Ring {
             ring.data_size = size as usize;
         }
         Ok(ring)
+    }
+
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
     }
 
     fn meta(&self, at: usize) -> u64 {
