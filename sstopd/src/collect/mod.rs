@@ -174,6 +174,8 @@ pub fn open(choice: CollectorChoice) -> Result<Box<dyn Collector>, CollectError>
                     as Box<dyn Collector>,
             )
         }),
+        #[cfg(target_os = "macos")]
+        CollectorChoice::Auto => Ok(Box::new(macos::MacosCollector::system())),
         #[cfg(not(target_os = "linux"))]
         other => Err(CollectError::Unavailable(format!("collector {other:?}"))),
     }
