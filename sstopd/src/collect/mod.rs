@@ -160,6 +160,8 @@ pub enum CollectorChoice {
 pub fn open(choice: CollectorChoice) -> Result<Box<dyn Collector>, CollectError> {
     match choice {
         CollectorChoice::Synthetic => Ok(Box::new(synthetic::SyntheticCollector::new(200, 4))),
+        #[cfg(target_os = "macos")]
+        CollectorChoice::Auto => Ok(Box::new(macos::MacosCollector::system())),
         #[cfg(target_os = "linux")]
         CollectorChoice::Auto | CollectorChoice::Netlink => open_netlink(),
         // (packet engineer) `CollectorChoice::Packet`, and Auto falling back to it.

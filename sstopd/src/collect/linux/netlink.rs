@@ -1,8 +1,8 @@
 //! sock_diag dumps of TCP/UDP v4/v6 with tcp_info byte counters.
 //!
 //! Blocking by design: [`SockDiag`] is used from the collector thread, never the reactor.
-//! Requests are built with netlink-packet-sock-diag; responses are walked in [`wire`]
-//! (see there for why).
+//! Requests are built with netlink-packet-sock-diag; responses are walked in `wire`
+//! (see `wire.rs` for why).
 
 mod dump;
 mod payload;
@@ -59,7 +59,7 @@ pub struct DiagSocket {
     /// Tcp or Udp.
     pub proto: Proto,
     pub local: SocketAddr,
-    /// `None` when unconnected (0.0.0.0:0 / [::]:0 remote).
+    /// `None` when unconnected (`0.0.0.0:0` / `[::]:0` remote).
     pub remote: Option<SocketAddr>,
     /// `None` for UDP.
     pub state: Option<TcpState>,

@@ -6,33 +6,48 @@
 //! records to inherit, EXIT to forget), so a process that connects, sends and exits
 //! within milliseconds is still named; `/proc/<pid>/comm` only fills gaps for tasks that
 //! started before the tracer.
+//!
+//! The rings also carry a FORK/EXIT record for every task on the host, so they are read
+//! by a thread of their own, woken when a ring is a quarter full (or every 100 ms), not
+//! only when the collector drains once per interval: a busy host would overflow them.
 
 mod format;
+mod reader;
 mod records;
 mod ring;
+#[cfg(test)]
+mod tests;
+mod tracefs;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Instant;
 
 use proto::{Proto, TcpState};
 use thiserror::Error;
 
-use format::{Layout, StateChange, parse_format};
-use records::Record;
+use format::parse_format;
+pub use reader::DEFER_TIMEOUT;
+use reader::Reader;
 use ring::Ring;
+use tracefs::{event_dir, online_cpus};
 
-const TRACEFS: &str = "/sys/kernel/tracing";
-const DEBUGFS_TRACING: &str = "/sys/kernel/debug/tracing";
-const EVENT_DIR: &str = "events/sock/inet_sock_set_state";
-/// Data pages per CPU ring (512 KiB with 4 KiB pages): a second of heavy churn fits.
-const RING_PAGES: usize = 128;
-/// Drains a connect event waits for its local port before it is returned without one.
-pub const DEFER_DRAINS: u32 = 2;
-/// Connecting processes remembered per socket address; cleared past this.
-const MAX_CONNECTORS: usize = 65_536;
-/// Names remembered for tasks not yet seen exiting; cleared past this (then /proc refills).
-const MAX_COMMS: usize = 65_536;
+/// Data pages per CPU ring, largest first (512 KiB with 4 KiB pages holds ~5,000 filtered
+/// events per CPU per drain); smaller rings when the locked-memory limit
+/// (`kernel.perf_event_mlock_kb` without CAP_IPC_LOCK/CAP_PERFMON) refuses it.
+const RING_PAGES: [usize; 3] = [128, 32, 8];
+/// Only the changes that name a process: connect() (→ SYN_SENT), the change that completes
+/// it with its local port (SYN_SENT →), and closes made by a process (→ FIN_WAIT1,
+/// → LAST_ACK). The rest (about half of all changes, all in softirq) would only add
+/// volume and bring the per-tick sample limit (`kernel.perf_event_max_sample_rate`) closer.
+pub const FILTER: &std::ffi::CStr =
+    c"protocol == 6 && (newstate == 2 || oldstate == 2 || newstate == 4 || newstate == 9)";
+/// The reader thread's longest sleep when the rings stay below their wake-up mark.
+const POLL_MS: libc::c_int = 100;
+/// Events kept for the collector between drains; beyond this they count as lost.
+const MAX_QUEUED: usize = 1 << 20;
 
 #[derive(Debug, Error)]
 pub enum TraceError {
@@ -56,7 +71,9 @@ pub enum TraceError {
     },
 }
 
-/// One TCP state change.
+/// One TCP state change. Only the changes in [`FILTER`] are delivered: connect
+/// (CLOSE → SYN_SENT), its completion (SYN_SENT → ESTABLISHED or CLOSE), and closes
+/// made by a process (→ FIN_WAIT1, → LAST_ACK).
 ///
 /// `pid`/`comm`: for a socket whose connect() was seen, the connecting process on every
 /// event of that socket (later changes run in softirq, where the current task is
@@ -65,7 +82,7 @@ pub enum TraceError {
 ///
 /// The kernel moves a socket to SYN_SENT before it picks the ephemeral port, so a
 /// connect event is held back until the socket's next event supplies its local port
-/// (at most [`DEFER_DRAINS`] drains; after that it is returned with port 0).
+/// (at most [`DEFER_TIMEOUT`]; after that it is returned with port 0).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectEvent {
     /// Thread group id (the process).
@@ -91,47 +108,53 @@ impl ConnectEvent {
     }
 }
 
-/// perf rings on every CPU for `sock:inet_sock_set_state`, plus comm/fork/exit records.
+/// perf rings on every CPU for `sock:inet_sock_set_state`, read by a background thread.
 pub struct ConnectTracer {
-    rings: Vec<Ring>,
-    layout: Layout,
-    /// tid → comm, as last announced in the rings.
-    comms: HashMap<u32, Vec<u8>>,
-    /// skaddr → the process that called connect() on it, until the socket closes.
-    connectors: HashMap<u64, Connector>,
-    /// Connect events waiting for their local port, with the drain they arrived in.
-    deferred: HashMap<u64, (ConnectEvent, u32)>,
-    drains: u32,
+    inbox: Arc<Mutex<Inbox>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// What the reader thread hands over.
+#[derive(Default)]
+struct Inbox {
+    events: Vec<ConnectEvent>,
+    /// PERF_RECORD_LOST plus events dropped because the collector did not drain.
     lost: u64,
+    throttled: u64,
 }
 
-#[derive(Clone)]
-struct Connector {
-    pid: u32,
-    tid: u32,
-    comm: Vec<u8>,
+fn lock(inbox: &Mutex<Inbox>) -> MutexGuard<'_, Inbox> {
+    // A panic elsewhere leaves plain data behind: keep using it.
+    inbox
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Ring contents gathered from all CPUs before being put in time order.
-enum Pending {
-    Change {
-        pid: u32,
-        tid: u32,
-        change: StateChange,
-    },
-    Comm {
-        tid: u32,
-        comm: Vec<u8>,
-    },
-    Fork {
-        tid: u32,
-        ptid: u32,
-        ppid: u32,
-    },
-    Exit {
-        pid: u32,
-        tid: u32,
-    },
+/// The reader thread: sleep in poll() until a ring passes its wake-up mark (or a timeout),
+/// then move what the rings hold into the inbox.
+fn read_rings(mut reader: Reader, inbox: &Mutex<Inbox>, stop: &AtomicBool) {
+    let mut fds: Vec<libc::pollfd> = reader
+        .rings
+        .iter()
+        .map(|ring| libc::pollfd {
+            fd: ring.raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let mut dropped = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd entries for the whole call.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, POLL_MS) };
+        let events = reader.pump(Instant::now());
+        let mut inbox = lock(inbox);
+        let room = MAX_QUEUED.saturating_sub(inbox.events.len());
+        dropped += events.len().saturating_sub(room) as u64;
+        inbox.events.extend(events.into_iter().take(room));
+        inbox.lost = reader.lost + dropped;
+        inbox.throttled = reader.throttled;
+    }
 }
 
 impl ConnectTracer {
@@ -149,269 +172,84 @@ impl ConnectTracer {
             .parse()
             .map_err(|e| TraceError::Format(format!("event id: {e}")))?;
         let layout = parse_format(&read("format")?)?;
-        let rings = online_cpus()
-            .into_iter()
-            .map(|cpu| Ring::open(id, cpu, RING_PAGES))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut rings = Vec::new();
+        for cpu in online_cpus() {
+            match open_ring(id, cpu) {
+                Ok(ring) => rings.push(ring),
+                // A CPU that went offline since the list was read: nothing runs there.
+                Err(TraceError::Perf { source, .. })
+                    if source.raw_os_error() == Some(libc::ENODEV) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if rings.is_empty() {
+            return Err(TraceError::Perf {
+                cpu: 0,
+                source: std::io::Error::from_raw_os_error(libc::ENODEV),
+            });
+        }
+        let inbox = Arc::new(Mutex::new(Inbox::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::Builder::new()
+            .name("sstopd-trace".into())
+            .spawn({
+                let (inbox, stop) = (inbox.clone(), stop.clone());
+                move || read_rings(Reader::new(rings, layout), &inbox, &stop)
+            })
+            .map_err(|source| TraceError::Io {
+                what: "starting the ring reader thread".into(),
+                source,
+            })?;
         Ok(Self {
-            rings,
-            layout,
-            comms: HashMap::new(),
-            connectors: HashMap::new(),
-            deferred: HashMap::new(),
-            drains: 0,
-            lost: 0,
+            inbox,
+            stop,
+            thread: Some(thread),
         })
     }
 
     /// Non-blocking: events since the last call, oldest first.
     pub fn drain(&mut self) -> Vec<ConnectEvent> {
-        let mut pending: Vec<(u64, Pending)> = Vec::new();
-        let mut lost = 0;
-        let layout = &self.layout;
-        for ring in &mut self.rings {
-            ring.read(|bytes| match records::parse(bytes) {
-                Some(Record::Sample {
-                    pid,
-                    tid,
-                    time,
-                    raw,
-                }) => {
-                    if let Some(change) = layout.decode(raw) {
-                        pending.push((time, Pending::Change { pid, tid, change }));
-                    }
-                }
-                Some(Record::Comm {
-                    tid, time, comm, ..
-                }) => {
-                    let comm = comm.to_vec();
-                    pending.push((time, Pending::Comm { tid, comm }));
-                }
-                Some(Record::Fork {
-                    tid,
-                    ptid,
-                    ppid,
-                    time,
-                }) => pending.push((time, Pending::Fork { tid, ptid, ppid })),
-                Some(Record::Exit { pid, tid, time }) => {
-                    pending.push((time, Pending::Exit { pid, tid }))
-                }
-                Some(Record::Lost { lost: n }) => lost += n,
-                Some(Record::Other) | None => {}
-            });
-        }
-        self.lost += lost;
-        // Each ring is in order; across CPUs the timestamps decide.
-        pending.sort_by_key(|(time, _)| *time);
-        let mut events = Vec::new();
-        for (time, item) in pending {
-            self.apply(time, item, &mut events);
-        }
-        self.drains = self.drains.wrapping_add(1);
-        let drains = self.drains;
-        let stale: Vec<u64> = self
-            .deferred
-            .iter()
-            .filter(|(_, (_, at))| drains.wrapping_sub(*at) >= DEFER_DRAINS)
-            .map(|(skaddr, _)| *skaddr)
-            .collect();
-        for skaddr in stale {
-            if let Some((event, _)) = self.deferred.remove(&skaddr) {
-                events.push(event);
-            }
-        }
+        let mut events = std::mem::take(&mut lock(&self.inbox).events);
         events.sort_by_key(|e| e.time_ns);
         events
     }
 
-    fn apply(&mut self, time: u64, item: Pending, events: &mut Vec<ConnectEvent>) {
-        match item {
-            Pending::Comm { tid, comm } => {
-                if self.comms.len() >= MAX_COMMS {
-                    self.comms.clear();
-                }
-                self.comms.insert(tid, comm);
-            }
-            Pending::Fork { tid, ptid, ppid } => {
-                // The child starts with its parent's comm; a recycled tid must not keep an old one.
-                match self
-                    .comms
-                    .get(&ptid)
-                    .or_else(|| self.comms.get(&ppid))
-                    .cloned()
-                {
-                    Some(comm) => self.comms.insert(tid, comm),
-                    None => self.comms.remove(&tid),
-                };
-            }
-            Pending::Exit { pid, tid } => {
-                // Only the thread group leader's exit ends the process name.
-                if pid == tid {
-                    self.comms.remove(&tid);
-                }
-            }
-            Pending::Change { pid, tid, change } => self.on_change(time, pid, tid, change, events),
-        }
-    }
-
-    fn on_change(
-        &mut self,
-        time: u64,
-        pid: u32,
-        tid: u32,
-        change: StateChange,
-        events: &mut Vec<ConnectEvent>,
-    ) {
-        let skaddr = change.skaddr;
-        let connect = change.old_state == TcpState::Close && change.new_state == TcpState::SynSent;
-        let who = if connect {
-            let who = Connector {
-                pid,
-                tid,
-                comm: self.comm_of(pid, tid),
-            };
-            if self.connectors.len() >= MAX_CONNECTORS {
-                self.connectors.clear();
-            }
-            self.connectors.insert(skaddr, who.clone());
-            who
-        } else {
-            match self.connectors.get(&skaddr) {
-                Some(who) => who.clone(),
-                None => Connector {
-                    pid,
-                    tid,
-                    comm: self.comm_of(pid, tid),
-                },
-            }
-        };
-        let event = ConnectEvent {
-            pid: who.pid,
-            tid: who.tid,
-            comm: who.comm,
-            proto: change.proto,
-            local: change.local,
-            remote: change.remote,
-            old_state: change.old_state,
-            new_state: change.new_state,
-            time_ns: time,
-            skaddr,
-        };
-        if let Some((mut held, _)) = self.deferred.remove(&skaddr) {
-            if event.local.port() != 0 {
-                held.local = event.local;
-            }
-            events.push(held);
-        }
-        if change.new_state == TcpState::Close {
-            self.connectors.remove(&skaddr);
-        }
-        if connect && event.local.port() == 0 {
-            self.deferred.insert(skaddr, (event, self.drains));
-        } else {
-            events.push(event);
-        }
-    }
-
-    /// The process name: from the rings, else /proc (a task older than the tracer).
-    fn comm_of(&mut self, pid: u32, tid: u32) -> Vec<u8> {
-        if pid == 0 {
-            return Vec::new(); // softirq on an idle CPU
-        }
-        if let Some(comm) = self.comms.get(&pid).or_else(|| self.comms.get(&tid)) {
-            return comm.clone();
-        }
-        match std::fs::read(format!("/proc/{pid}/comm")) {
-            Ok(mut comm) => {
-                if comm.last() == Some(&b'\n') {
-                    comm.pop();
-                }
-                self.comms.insert(pid, comm.clone());
-                comm
-            }
-            Err(_) => Vec::new(),
-        }
-    }
-
-    /// PERF_RECORD_LOST total.
+    /// Events lost so far: PERF_RECORD_LOST (a ring was full) plus events dropped because
+    /// the collector did not drain for a very long time.
     pub fn lost(&self) -> u64 {
-        self.lost
+        lock(&self.inbox).lost
+    }
+
+    /// Times the kernel paused the event for exceeding its per-tick sample budget
+    /// (`kernel.perf_event_max_sample_rate` / HZ per CPU); events in those ticks are gone.
+    pub fn throttled(&self) -> u64 {
+        lock(&self.inbox).throttled
     }
 }
 
-/// The tracepoint's directory, mounting tracefs if nothing provides it yet.
-fn event_dir() -> Result<PathBuf, TraceError> {
-    for root in [TRACEFS, DEBUGFS_TRACING] {
-        let dir = Path::new(root).join(EVENT_DIR);
-        if dir.join("id").exists() {
-            return Ok(dir);
+impl Drop for ConnectTracer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            // Returns within one poll timeout.
+            let _ = thread.join();
         }
     }
-    mount_tracefs()?;
-    let dir = Path::new(TRACEFS).join(EVENT_DIR);
-    if dir.join("id").exists() {
-        Ok(dir)
-    } else {
-        Err(TraceError::NoTracefs(format!(
-            "tracefs mounted but {} is missing (kernel without the sock tracepoints?)",
-            dir.display()
-        )))
-    }
 }
 
-fn mount_tracefs() -> Result<(), TraceError> {
-    let target = c"/sys/kernel/tracing";
-    // SAFETY: all pointers are NUL-terminated C strings that outlive the call.
-    let rc = unsafe {
-        libc::mount(
-            c"nodev".as_ptr(),
-            target.as_ptr(),
-            c"tracefs".as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(TraceError::NoTracefs(format!(
-            "mounting tracefs at {TRACEFS}: {}",
-            std::io::Error::last_os_error()
-        )))
-    }
-}
-
-/// CPUs from /sys/devices/system/cpu/online ("0-3,5"), else 0..available_parallelism.
-fn online_cpus() -> Vec<u32> {
-    std::fs::read_to_string("/sys/devices/system/cpu/online")
-        .ok()
-        .and_then(|s| parse_cpu_list(&s))
-        .unwrap_or_else(|| {
-            let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-            (0..n as u32).collect()
-        })
-}
-
-fn parse_cpu_list(text: &str) -> Option<Vec<u32>> {
-    let mut cpus = Vec::new();
-    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, b)) => cpus.extend(a.parse::<u32>().ok()?..=b.parse::<u32>().ok()?),
-            None => cpus.push(part.parse().ok()?),
+/// The largest ring the locked-memory limit allows.
+fn open_ring(id: u64, cpu: u32) -> Result<Ring, TraceError> {
+    let mut last = None;
+    for pages in RING_PAGES {
+        match Ring::open(id, cpu, pages, FILTER) {
+            Ok(ring) => return Ok(ring),
+            Err(TraceError::Io { what, source })
+                if matches!(source.raw_os_error(), Some(libc::EPERM | libc::ENOMEM)) =>
+            {
+                last = Some(TraceError::Io { what, source });
+            }
+            Err(e) => return Err(e),
         }
     }
-    (!cpus.is_empty()).then_some(cpus)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cpu_lists() {
-        assert_eq!(parse_cpu_list("0-1\n"), Some(vec![0, 1]));
-        assert_eq!(parse_cpu_list("0,2-4,7"), Some(vec![0, 2, 3, 4, 7]));
-        assert_eq!(parse_cpu_list(""), None);
-        assert_eq!(parse_cpu_list("x"), None);
-    }
+    Err(last.unwrap_or_else(|| TraceError::Format("no ring size to try".into())))
 }

@@ -183,22 +183,30 @@ fn netlink_dump_without_diag_handler_is_an_error() {
     diag.dump(Family::V4, Proto::Tcp).unwrap();
 }
 
-/// Drain `watcher` until `want` local addresses have a destroy event each.
-fn closed(watcher: &mut DestroyWatcher, want: &[SocketAddr]) -> Vec<DiagSocket> {
+/// Drain `watcher` until each `(local, remote)` in `want` has a destroy event. Ports are
+/// reused across destinations, so the local address alone is not an identity.
+fn closed(watcher: &mut DestroyWatcher, want: &[(SocketAddr, SocketAddr)]) -> Vec<DiagSocket> {
+    let is =
+        |s: &DiagSocket, (l, r): &(SocketAddr, SocketAddr)| s.local == *l && s.remote == Some(*r);
     let mut seen: Vec<DiagSocket> = Vec::new();
     poll("destroy events", || {
         let batch = watcher.drain();
         assert!(!batch.overrun, "destroy events overran");
-        seen.extend(batch.closed.into_iter().filter(|s| want.contains(&s.local)));
+        seen.extend(
+            batch
+                .closed
+                .into_iter()
+                .filter(|s| want.iter().any(|w| is(s, w))),
+        );
         want.iter()
-            .all(|w| seen.iter().any(|s| s.local == *w))
+            .all(|w| seen.iter().any(|s| is(s, w)))
             .then(|| seen.clone())
     })
 }
 
 #[test]
 fn netlink_destroy_reports_exact_final_counters() {
-    let mut watcher = DestroyWatcher::open().unwrap();
+    let mut watcher = DestroyWatcher::with_buffer(64 << 20).unwrap();
     let mut diag = SockDiag::open().unwrap();
     let (_listener, mut client, mut server) = pair(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let (c, s) = (client.local_addr().unwrap(), server.local_addr().unwrap());
@@ -212,7 +220,7 @@ fn netlink_destroy_reports_exact_final_counters() {
     assert_eq!(client.read(&mut [0u8; 16]).unwrap(), 0);
     drop(client);
 
-    let events = closed(&mut watcher, &[c, s]);
+    let events = closed(&mut watcher, &[(c, s), (s, c)]);
     let cc = events.iter().find(|e| e.local == c).unwrap();
     let sc = events.iter().find(|e| e.local == s).unwrap();
     assert_eq!(
@@ -255,11 +263,11 @@ fn python() -> std::path::PathBuf {
 
 /// A process named `nlshort` connects, sends 3000 bytes and exits within milliseconds:
 /// the destroy watcher must see its exact bytes and the tracer its pid and name.
-#[test]
-fn netlink_short_lived_connection_seen_by_destroy_and_tracer() {
-    let mut watcher = DestroyWatcher::open().unwrap();
+fn short_lived_connection(ip: IpAddr) {
+    let mut watcher = DestroyWatcher::with_buffer(64 << 20).unwrap();
     let mut tracer = ConnectTracer::open().unwrap();
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let host = ip.to_string();
+    let listener = TcpListener::bind((ip, 0)).unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = std::thread::spawn(move || {
         let (mut conn, peer) = listener.accept().unwrap();
@@ -272,11 +280,11 @@ fn netlink_short_lived_connection_seen_by_destroy_and_tracer() {
     let exe = dir.path().join("nlshort");
     std::os::unix::fs::symlink(python(), &exe).unwrap();
     let script = "import socket,sys\n\
-        c=socket.create_connection(('127.0.0.1',int(sys.argv[1])))\n\
+        c=socket.create_connection((sys.argv[1],int(sys.argv[2])))\n\
         c.sendall(b's'*3000)\n\
         c.close()\n";
     let child = Command::new(&exe)
-        .args(["-c", script, &port.to_string()])
+        .args(["-c", script, &host, &port.to_string()])
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
@@ -286,23 +294,66 @@ fn netlink_short_lived_connection_seen_by_destroy_and_tracer() {
     let (peer, received) = server.join().unwrap();
     assert_eq!(received, 3000);
 
-    let events = closed(&mut watcher, &[peer]);
-    let gone = events.iter().find(|e| e.local == peer).unwrap();
+    let server_addr = SocketAddr::new(ip, port);
+    let events = closed(&mut watcher, &[(peer, server_addr)]);
+    let gone = events
+        .iter()
+        .find(|e| e.local == peer && e.remote == Some(server_addr))
+        .unwrap();
     assert_eq!(gone.payload_sent(), Some(3000));
     assert_eq!(gone.payload_received(), Some(0));
 
     let mut traced: Vec<ConnectEvent> = Vec::new();
-    let connect = poll("connect event", || {
-        traced.extend(tracer.drain());
-        traced
-            .iter()
-            .find(|e| e.is_connect() && e.remote.port() == port && e.local == peer)
-            .cloned()
-    });
+    let start = Instant::now();
+    let connect = loop {
+        traced.extend(
+            tracer
+                .drain()
+                .into_iter()
+                .filter(|e| e.remote.port() == port),
+        );
+        if let Some(e) = traced.iter().find(|e| e.is_connect() && e.local == peer) {
+            break e.clone();
+        }
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "no connect event from {peer}; lost {}; events to port {port}: {traced:#?}",
+            tracer.lost()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
     assert_eq!(connect.pid, pid);
     assert_eq!(connect.comm, b"nlshort");
     assert_eq!(connect.proto, Proto::Tcp);
     assert_eq!(tracer.lost(), 0);
+    // The in-kernel filter keeps softirq-only changes (FIN_WAIT1 → FIN_WAIT2) out.
+    std::thread::sleep(Duration::from_millis(50));
+    traced.extend(
+        tracer
+            .drain()
+            .into_iter()
+            .filter(|e| e.remote.port() == port),
+    );
+    assert!(
+        !traced.iter().any(|e| e.new_state == TcpState::FinWait2),
+        "filter not applied: {traced:#?}"
+    );
+    assert!(
+        traced
+            .iter()
+            .any(|e| e.old_state == TcpState::SynSent && e.pid == pid),
+        "the SYN_SENT → ESTABLISHED change is credited to the connecting process"
+    );
+}
+
+#[test]
+fn netlink_short_lived_connection_seen_by_destroy_and_tracer_v4() {
+    short_lived_connection(IpAddr::V4(Ipv4Addr::LOCALHOST));
+}
+
+#[test]
+fn netlink_short_lived_connection_seen_by_destroy_and_tracer_v6() {
+    short_lived_connection(IpAddr::V6(Ipv6Addr::LOCALHOST));
 }
 
 /// A watcher whose buffer overflows reports `overrun` (the caller re-syncs) and keeps working.
@@ -335,10 +386,16 @@ fn netlink_destroy_overrun_is_reported_not_fatal() {
     let delivered = (0..20).any(|_| {
         let (_l, client, server) = pair(IpAddr::V4(Ipv4Addr::LOCALHOST));
         let c = client.local_addr().unwrap();
+        let addr2 = server.local_addr().unwrap();
         drop((client, server));
         let start = Instant::now();
         while start.elapsed() < Duration::from_millis(300) {
-            if watcher.drain().closed.iter().any(|s| s.local == c) {
+            if watcher
+                .drain()
+                .closed
+                .iter()
+                .any(|s| s.local == c && s.remote == Some(addr2))
+            {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -346,4 +403,74 @@ fn netlink_destroy_overrun_is_reported_not_fatal() {
         false
     });
     assert!(delivered, "no destroy event delivered after an overrun");
+}
+
+/// 100 short connections in a burst from one named process (each 2000 bytes): every close
+/// reaches the destroy watcher with exact bytes and every connect the tracer, named.
+#[test]
+fn netlink_burst_of_short_connections_is_fully_seen() {
+    const N: usize = 100;
+    let mut watcher = DestroyWatcher::with_buffer(64 << 20).unwrap();
+    let mut tracer = ConnectTracer::open().unwrap();
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        (0..N)
+            .map(|_| {
+                let (mut conn, peer) = listener.accept().unwrap();
+                let mut buf = Vec::new();
+                conn.read_to_end(&mut buf).unwrap();
+                assert_eq!(buf.len(), 2000);
+                peer
+            })
+            .collect::<Vec<_>>()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("nlchurn");
+    std::os::unix::fs::symlink(python(), &exe).unwrap();
+    let script = "import socket,sys\n\
+        for _ in range(int(sys.argv[2])):\n\
+        \x20   c=socket.create_connection(('127.0.0.1',int(sys.argv[1])))\n\
+        \x20   c.sendall(b'c'*2000)\n\
+        \x20   c.close()\n";
+    let child = Command::new(&exe)
+        .args(["-c", script, &port.to_string(), &N.to_string()])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = ChildGuard(child);
+    let pid = child.0.id();
+    assert!(child.0.wait().unwrap().success());
+    let peers = server.join().unwrap();
+
+    let server_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let want: Vec<_> = peers.iter().map(|p| (*p, server_addr)).collect();
+    let events = closed(&mut watcher, &want);
+    for peer in &peers {
+        let e = events
+            .iter()
+            .find(|e| e.local == *peer && e.remote == Some(server_addr))
+            .unwrap();
+        assert_eq!(
+            (e.payload_sent(), e.payload_received()),
+            (Some(2000), Some(0)),
+            "{peer}"
+        );
+    }
+    let mut connects: Vec<ConnectEvent> = Vec::new();
+    poll("every connect", || {
+        connects.extend(
+            tracer
+                .drain()
+                .into_iter()
+                .filter(|e| e.is_connect() && e.remote.port() == port),
+        );
+        (connects.len() >= N).then_some(())
+    });
+    assert_eq!(connects.len(), N);
+    for peer in &peers {
+        let c = connects.iter().find(|c| c.local == *peer);
+        let c = c.unwrap_or_else(|| panic!("no connect from {peer}"));
+        assert_eq!((c.pid, c.comm.as_slice()), (pid, &b"nlchurn"[..]));
+    }
 }

@@ -5,6 +5,8 @@
 pub const PERF_RECORD_LOST: u32 = 2;
 pub const PERF_RECORD_COMM: u32 = 3;
 pub const PERF_RECORD_EXIT: u32 = 4;
+/// The kernel paused the event: more samples per tick than `perf_event_max_sample_rate` allows.
+pub const PERF_RECORD_THROTTLE: u32 = 5;
 pub const PERF_RECORD_FORK: u32 = 7;
 pub const PERF_RECORD_SAMPLE: u32 = 9;
 
@@ -42,6 +44,8 @@ pub enum Record<'a> {
     Lost {
         lost: u64,
     },
+    /// Samples were dropped until the next tick.
+    Throttle,
     Other,
 }
 
@@ -91,6 +95,7 @@ pub fn parse(rec: &[u8]) -> Option<Record<'_>> {
         PERF_RECORD_LOST => Record::Lost {
             lost: u64_at(body, 8)?,
         },
+        PERF_RECORD_THROTTLE => Record::Throttle,
         _ => Record::Other,
     })
 }

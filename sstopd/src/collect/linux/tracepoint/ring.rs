@@ -1,5 +1,6 @@
 //! One CPU's perf event on the tracepoint and its mmap ring, read without blocking.
 
+use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,8 +14,11 @@ const PERF_SAMPLE_TIME: u64 = 1 << 2;
 const PERF_SAMPLE_RAW: u64 = 1 << 10;
 const ATTR_FLAG_COMM: u64 = 1 << 9;
 const ATTR_FLAG_TASK: u64 = 1 << 13;
+const ATTR_FLAG_WATERMARK: u64 = 1 << 14;
 const ATTR_FLAG_SAMPLE_ID_ALL: u64 = 1 << 18;
 const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
+/// `_IOW('$', 6, char *)`.
+const PERF_EVENT_IOC_SET_FILTER: libc::c_ulong = 0x4008_2406;
 
 /// `struct perf_event_attr` up to `config1` (PERF_ATTR_SIZE_VER0, 64 bytes): every field
 /// this reader sets; the kernel treats the rest as zero.
@@ -40,8 +44,8 @@ const DATA_OFFSET: usize = 1040;
 const DATA_SIZE: usize = 1048;
 
 pub struct Ring {
-    // Declared before the mapping's owner would not matter: Drop unmaps explicitly.
-    _fd: OwnedFd,
+    /// Closed after Drop unmaps the ring.
+    fd: OwnedFd,
     base: *mut u8,
     map_len: usize,
     data_offset: usize,
@@ -53,15 +57,19 @@ pub struct Ring {
 unsafe impl Send for Ring {}
 
 impl Ring {
-    /// Open the tracepoint `id` on `cpu` (every task) with `pages` data pages (a power of two).
-    pub fn open(id: u64, cpu: u32, pages: usize) -> Result<Self, TraceError> {
+    /// Open the tracepoint `id` on `cpu` (every task) with `pages` data pages (a power of
+    /// two), keeping only records that match the ftrace-syntax `filter` when the kernel
+    /// accepts it.
+    pub fn open(id: u64, cpu: u32, pages: usize, filter: &CStr) -> Result<Self, TraceError> {
         let attr = PerfEventAttr {
             kind: PERF_TYPE_TRACEPOINT,
             size: std::mem::size_of::<PerfEventAttr>() as u32,
             config: id,
             sample_period: 1,
             sample_type: PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_RAW,
-            flags: ATTR_FLAG_COMM | ATTR_FLAG_TASK | ATTR_FLAG_SAMPLE_ID_ALL,
+            flags: ATTR_FLAG_COMM | ATTR_FLAG_TASK | ATTR_FLAG_SAMPLE_ID_ALL | ATTR_FLAG_WATERMARK,
+            // With `watermark`, this is `wakeup_watermark`: poll() wakes at a quarter full.
+            wakeup_events: u32::try_from(pages * page_size() / 4).unwrap_or(u32::MAX),
             ..Default::default()
         };
         // SAFETY: perf_event_open reads `attr` (valid, sized as declared) and returns an fd or -1.
@@ -83,6 +91,15 @@ impl Ring {
         }
         // SAFETY: the syscall returned a new fd that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
+        // Filtered-out events never reach the ring nor count toward throttling.
+        // SAFETY: PERF_EVENT_IOC_SET_FILTER reads a NUL-terminated string that outlives the call.
+        let rc = unsafe { libc::ioctl(fd.as_raw_fd(), PERF_EVENT_IOC_SET_FILTER, filter.as_ptr()) };
+        if rc != 0 {
+            tracing::debug!(
+                "tracepoint filter refused ({}); reading every state change",
+                io::Error::last_os_error()
+            );
+        }
         let page = page_size();
         let map_len = (pages + 1) * page;
         // SAFETY: mapping a perf fd as documented in perf_event_open(2): one metadata
@@ -105,7 +122,7 @@ impl Ring {
         }
         let base = base.cast::<u8>();
         let mut ring = Self {
-            _fd: fd,
+            fd,
             base,
             map_len,
             data_offset: page,
@@ -119,6 +136,10 @@ impl Ring {
             ring.data_size = size as usize;
         }
         Ok(ring)
+    }
+
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
     }
 
     fn meta(&self, at: usize) -> u64 {
