@@ -209,7 +209,18 @@ fn spawn(netns: Option<&str>, exe: &Path, script_name: &str, args: &[String]) ->
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
+    // A binary copied a moment ago may still be open in a child another test thread is
+    // forking (ETXTBSY until that child execs): retry briefly.
+    let mut tries = 0;
+    let mut child = loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(26) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => break other.unwrap(),
+        }
+    };
     let stdin = child.stdin.take();
     let out = BufReader::new(child.stdout.take().unwrap());
     Proc { child, stdin, out }
