@@ -264,7 +264,7 @@ impl Collector for LinuxCollector {
             kill: false,
             packet_bytes: false,
             closed_connections: self.kernel.reports_closed(),
-            all_users: self.procmap.notes().is_empty(),
+            all_users: !self.procmap.denied(),
         }
     }
 
