@@ -317,6 +317,9 @@ fn closed_sockets_are_credited_final_deltas_or_all_bytes_when_never_seen() {
         .find(|h| h.addr == addr(7, 0).ip())
         .unwrap();
     assert_eq!(host.traffic.up_bytes, 3150);
+    // Named by its closed connections even with none open.
+    assert_eq!(host.connections, 0);
+    assert_eq!(host.processes, vec!["a".to_string()]);
 }
 
 #[test]

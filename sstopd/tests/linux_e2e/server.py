@@ -2,7 +2,8 @@
 # until EOF, then send D bytes and close. Non-blocking, so thousands of idle clients fit.
 import resource, selectors, socket, sys
 
-resource.setrlimit(resource.RLIMIT_NOFILE, (12000, 12000))
+_, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 host = sys.argv[1]
 fam = socket.AF_INET6 if ":" in host else socket.AF_INET
 ls = socket.socket(fam, socket.SOCK_STREAM)

@@ -18,6 +18,9 @@ use crate::collect::{
     ClosedSocket, CollectError, Collector, ProcKey, ProcessInfo, Sample, SocketSample,
 };
 
+/// Collect cycles an unnamed closed socket waits for its connect record.
+const UNNAMED_WAIT: u32 = 2;
+
 /// How long an exited process stays known after its last reference.
 const REMEMBER: Duration = Duration::from_secs(120);
 
@@ -53,6 +56,8 @@ pub struct LinuxCollector {
     attribution: Attribution,
     /// Processes seen owning sockets or connecting, kept after they exit.
     remembered: HashMap<ProcKey, (ProcessInfo, Duration)>,
+    /// Closed sockets held back for a late connect record, and how often they were tried.
+    unnamed: Vec<(ClosedSocket, u32)>,
     epoch: Instant,
     /// AF_PACKET counting of UDP/ICMP/raw bytes (and TCP in the fallback).
     packet: Option<PacketCounter>,
@@ -83,6 +88,7 @@ impl LinuxCollector {
             ifaces,
             attribution: Attribution::default(),
             remembered: HashMap::new(),
+            unnamed: Vec::new(),
             epoch: Instant::now(),
             packet: None,
         }
@@ -190,6 +196,20 @@ impl LinuxCollector {
         }
     }
 
+    /// Closed sockets nobody could name wait up to [`UNNAMED_WAIT`] cycles for a late
+    /// connect record before their bytes go to the unattributed row.
+    fn hold_unnamed(&mut self, closed: Vec<ClosedSocket>, tries: Vec<u32>) -> Vec<ClosedSocket> {
+        let mut out = Vec::with_capacity(closed.len());
+        for (c, n) in closed.into_iter().zip(tries) {
+            if c.owners.is_empty() && n < UNNAMED_WAIT && c.proto == proto::Proto::Tcp {
+                self.unnamed.push((c, n + 1));
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
     /// Step 6: describe every referenced process, alive or remembered.
     fn describe(&mut self, sample: &Sample, now: Duration) -> Vec<ProcessInfo> {
         let holders: HashSet<ProcKey> = sample
@@ -256,7 +276,7 @@ impl Collector for LinuxCollector {
             kill: false,
             packet_bytes: self.packet.as_ref().is_some_and(PacketCounter::available),
             closed_connections: self.kernel.reports_closed(),
-            all_users: self.procmap.notes().is_empty(),
+            all_users: !self.procmap.denied(),
         }
     }
 
@@ -270,19 +290,32 @@ impl Collector for LinuxCollector {
 
         // 2. Every socket, 3.–4. with its owners.
         let mut sockets = self.kernel.dump(&mut notes)?;
-        let mut closed = self.kernel.drain_closed(&mut notes);
 
         // PACKET STEP (before owners, so sockets that carry bytes get theirs searched):
         // raw/ping/SCTP sockets from /proc/net, captured bytes into UDP/ICMP/raw sockets,
-        // frames no socket explains.
+        // frames no socket explains; captured sockets gone since the last dump come back
+        // in `packet_closed` with their final bytes (named in step 5 like the others).
+        let mut packet_closed = Vec::new();
         let packet = self.packet.as_mut().map(|p| {
             sockets.extend(PacketCounter::extra_sockets(&self.net_dir));
-            p.account(&mut sockets, &mut closed)
+            p.account(&mut sockets, &mut packet_closed)
         });
         self.fill_owners(&mut sockets, hint_pids, now);
 
-        // 5. Sockets closed since the last call, with their final counters.
+        // 5. Sockets closed since the last call, with their final counters. Connects are
+        // drained once more first-hand: a connection that opened and closed during the
+        // dump has its connect event in the ring by now.
+        let mut closed = self.kernel.drain_closed(&mut notes);
+        closed.append(&mut packet_closed);
+        let late = self.kernel.drain_connects(&mut Vec::new());
+        self.learn_connects(late, now);
+        let mut tries = vec![0; closed.len()];
+        for (c, n) in std::mem::take(&mut self.unnamed) {
+            closed.push(c);
+            tries.push(n);
+        }
         self.name_closed(&mut closed);
+        let closed = self.hold_unnamed(closed, tries);
 
         let mut sample = Sample {
             sockets,

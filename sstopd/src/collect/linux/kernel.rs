@@ -144,6 +144,18 @@ impl Kernel for NetlinkKernel {
                 Err(e) => return Err(netlink_err(e)),
             }
         }
+        // A tcp_info too short for the byte counters (B11: kernels before 4.x) leaves
+        // connections unmeasured; say so instead of showing zeros.
+        let unmeasured = sockets
+            .iter()
+            .filter(|s| s.proto == Proto::Tcp && s.state == Some(TcpState::Established))
+            .filter(|s| s.sent.is_none() || s.received.is_none())
+            .count();
+        if unmeasured > 0 {
+            notes.push(Note::warning(format!(
+                "{unmeasured} TCP connections report no byte counters (this kernel's tcp_info is too short): their bytes need the packet collector"
+            )));
+        }
         if self.udp_missing {
             notes.push(Note::warning(
                 "no UDP sock_diag handler (udp_diag): UDP sockets are read from /proc/net/udp instead",

@@ -195,12 +195,7 @@ fn closed_sockets_are_named_by_cookie_listener_connector_or_nobody() {
     let owners: Vec<Vec<ProcKey>> = s.closed.iter().map(|c| c.owners.clone()).collect();
     assert_eq!(
         owners,
-        vec![
-            vec![key(200, 8)],
-            vec![key(100, 7)],
-            vec![key(300, 0)],
-            vec![]
-        ]
+        vec![vec![key(200, 8)], vec![key(100, 7)], vec![key(300, 0)]]
     );
     let quick = s.processes.iter().find(|p| p.key.pid == 300).unwrap();
     assert_eq!((quick.name.as_str(), quick.alive), ("quick", false));
@@ -226,4 +221,38 @@ fn a_socket_proc_cannot_name_falls_back_to_its_listener() {
     ]);
     let s = c.collect().unwrap();
     assert_eq!(s.sockets[1].owners, vec![key(100, 7)]);
+}
+
+#[test]
+fn unnamed_closed_sockets_wait_for_a_late_connect_then_go_unattributed() {
+    let (_root, fake, mut c) = setup();
+    {
+        let mut k = fake.0.lock().unwrap();
+        k.closed.push_back(vec![
+            closed(7, "10.0.0.1:40002", "10.0.0.4:443", 400),
+            closed(8, "10.0.0.1:40003", "10.0.0.5:443", 500),
+        ]);
+        // First drain (before the dump) empty, second (after the destroy events) empty,
+        // then the record for socket 7 shows up one cycle late.
+        k.connects.push_back(vec![]);
+        k.connects.push_back(vec![]);
+        k.connects.push_back(vec![ConnectRecord {
+            pid: 400,
+            comm: b"late".to_vec(),
+            local: sa("10.0.0.1:40002"),
+            remote: sa("10.0.0.4:443"),
+        }]);
+    }
+    let s = c.collect().unwrap();
+    assert!(s.closed.is_empty(), "held back: {:?}", s.closed);
+    let s = c.collect().unwrap();
+    assert_eq!(s.closed.len(), 1);
+    assert_eq!(
+        (s.closed[0].id, s.closed[0].owners.clone()),
+        (7, vec![key(400, 0)])
+    );
+    let s = c.collect().unwrap();
+    assert_eq!(s.closed.len(), 1);
+    assert_eq!((s.closed[0].id, s.closed[0].sent), (8, 500));
+    assert!(s.closed[0].owners.is_empty());
 }

@@ -96,6 +96,11 @@ impl ProcMap {
         self.owners.contains_key(&inode) || self.unresolvable.contains(&inode)
     }
 
+    /// Another user's fd directory was unreadable in the latest full scan.
+    pub fn denied(&self) -> bool {
+        self.denied
+    }
+
     /// Degradations seen in the latest scans, one note each.
     pub fn notes(&self) -> Vec<Note> {
         let mut notes = Vec::new();

@@ -9,6 +9,8 @@ pub struct Stat {
     pub comm: Vec<u8>,
     pub state: u8,
     pub ppid: u32,
+    /// Field 9: per-process flags (PF_*).
+    pub flags: u32,
     /// Field 22: start time in clock ticks since boot.
     pub start_time: u64,
 }
@@ -32,12 +34,14 @@ pub fn parse_stat(line: &[u8]) -> Option<Stat> {
     let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
     let state = *fields.first()?.as_bytes().first()?;
     let ppid = fields.get(1)?.parse().ok()?;
+    let flags = fields.get(6)?.parse().ok()?;
     let start_time = fields.get(19)?.parse().ok()?;
     Some(Stat {
         pid,
         comm,
         state,
         ppid,
+        flags,
         start_time,
     })
 }
@@ -91,13 +95,23 @@ pub fn basename(path: &[u8]) -> &[u8] {
 /// Longest comm the kernel keeps (TASK_COMM_LEN - 1): a comm this long was probably cut.
 pub const COMM_MAX: usize = 15;
 
+/// PF_KTHREAD in the stat flags.
+pub const PF_KTHREAD: u32 = 0x0020_0000;
+
+impl Stat {
+    pub fn is_kernel_thread(&self) -> bool {
+        self.flags & PF_KTHREAD != 0
+    }
+}
+
 /// The name shown for a process (B04, B05):
-/// - empty cmdline (kernel thread) → `[comm]`;
+/// - kernel thread → `[comm]` (an exiting process or a zombie also has an empty
+///   cmdline but keeps its plain comm);
 /// - comm of exactly 15 bytes (cut by the kernel) → argv[0]'s or the exe's basename when it
 ///   starts with those bytes, so `process-name-töööö` is not shown as `process-name-t�`;
 /// - otherwise comm, lossy UTF-8.
-pub fn display_name(comm: &[u8], cmdline: &[u8], exe: Option<&[u8]>) -> String {
-    if cmdline.is_empty() {
+pub fn display_name(comm: &[u8], cmdline: &[u8], exe: Option<&[u8]>, kthread: bool) -> String {
+    if kthread {
         return format!("[{}]", String::from_utf8_lossy(comm));
     }
     if comm.len() == COMM_MAX {
@@ -140,7 +154,7 @@ mod tests {
         assert_eq!(st.comm, b"ab\xff\xfecd");
         assert_eq!(st.start_time, 123456);
         assert_eq!(
-            display_name(&st.comm, b"python3\0-c\0", None),
+            display_name(&st.comm, b"python3\0-c\0", None, false),
             "ab\u{fffd}\u{fffd}cd"
         );
     }
@@ -151,14 +165,17 @@ mod tests {
         assert_eq!(comm.len(), 15);
         let full = "process-name-töööö";
         let argv = format!("/tmp/{full}\x0030\0");
-        assert_eq!(display_name(comm, argv.as_bytes(), None), full);
+        assert_eq!(display_name(comm, argv.as_bytes(), None, false), full);
         let exe = format!("/tmp/{full}");
         assert_eq!(
-            display_name(comm, b"./something-else\0", Some(exe.as_bytes())),
+            display_name(comm, b"./something-else\0", Some(exe.as_bytes()), false),
             full
         );
         // Neither fits: the cut comm, rendered lossily, not a panic.
-        assert_eq!(display_name(comm, b"x\0", None), "process-name-t\u{fffd}");
+        assert_eq!(
+            display_name(comm, b"x\0", None, false),
+            "process-name-t\u{fffd}"
+        );
     }
 
     #[test]
@@ -181,7 +198,18 @@ mod tests {
 
     #[test]
     fn b05_kernel_thread_and_zombie_have_bracketed_names() {
-        assert_eq!(display_name(b"kthreadd", b"", None), "[kthreadd]");
+        let kthreadd =
+            parse_stat(b"2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0")
+                .unwrap();
+        assert!(kthreadd.is_kernel_thread());
+        assert_eq!(display_name(&kthreadd.comm, b"", None, true), "[kthreadd]");
+        // A zombie or an exiting process: empty cmdline, plain name.
+        let zombie =
+            parse_stat(b"99 (python3) Z 98 98 1 0 -1 4227084 0 0 0 0 0 0 0 0 20 0 1 0 7 0 0")
+                .unwrap();
+        assert!(!zombie.is_kernel_thread());
+        assert_eq!(zombie.state, b'Z');
+        assert_eq!(display_name(&zombie.comm, b"", None, false), "python3");
         assert_eq!(display_cmdline(b""), "");
     }
 
@@ -189,7 +217,7 @@ mod tests {
     fn b05_rewritten_argv_stays_one_name() {
         let raw = b"nginx: worker process\x0020\0";
         assert_eq!(display_cmdline(raw), "nginx: worker process 20");
-        assert_eq!(display_name(b"sleep", raw, None), "sleep");
+        assert_eq!(display_name(b"sleep", raw, None, false), "sleep");
     }
 
     #[test]

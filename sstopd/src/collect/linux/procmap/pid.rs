@@ -85,6 +85,7 @@ pub fn read_info(dir: &Path, stat: Stat) -> Result<ProcessInfo, PidError> {
         &stat.comm,
         &cmdline,
         exe.as_deref().map(|e: &OsStr| e.as_bytes()),
+        stat.is_kernel_thread(),
     );
     Ok(ProcessInfo {
         key: ProcKey {

@@ -219,3 +219,25 @@ fn real_proc_finds_our_own_socket() {
     assert!(map.owners(inode).iter().any(|k| k.pid == me));
     drop(listener);
 }
+
+#[test]
+fn b05_zombies_and_kernel_threads_own_no_sockets() {
+    let root = tempfile::tempdir().unwrap();
+    // A zombie: state Z, empty cmdline, empty fd dir.
+    let dir = root.path().join("99");
+    std::fs::create_dir_all(dir.join("fd")).unwrap();
+    let zombie = String::from_utf8(stat_line(99, b"python3", 5))
+        .unwrap()
+        .replace(" S 1 ", " Z 1 ");
+    std::fs::write(dir.join("stat"), zombie).unwrap();
+    std::fs::write(dir.join("cmdline"), b"").unwrap();
+    // A kernel thread: nothing in fd/.
+    std::fs::create_dir_all(root.path().join("2/fd")).unwrap();
+    std::fs::write(root.path().join("2/stat"), stat_line(2, b"kthreadd", 1)).unwrap();
+    add_pid(root.path(), 10, b"live", 1, 0, &[7]);
+    let mut map = ProcMap::new(root.path());
+    map.refresh(&Wanted::default(), Duration::ZERO);
+    assert!(map.process(99).is_none());
+    assert!(map.process(2).is_none());
+    assert_eq!(map.owners(7), &[key(10, 1)]);
+}
