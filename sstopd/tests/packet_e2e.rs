@@ -189,12 +189,11 @@ fn fallback_udp_sender_at_known_rate_through_veth() {
 
 /// B13 over IPv6 loopback: an unconnected server on [::1]:443, two connected senders of
 /// 12,000,000 B and 2,400,000 B; the server answers 200 B per 20 datagrams.
-#[test]
-fn main_quic_like_bidirectional_ipv6_443_b13() {
+fn quic_like_ipv6(mode: Mode, tol: f64) {
     let lab = Lab::new();
     let sp = lab.spawner();
     let (snap, pids, outs) = lab.in_local(move || {
-        let mut w = Watch::open(Mode::Main);
+        let mut w = Watch::open(mode);
         let mut server = sp.local(QUIC_SERVER, &["::1", "443"]);
         wait_bound(443);
         let mut a = sp.local(QUIC_CLIENT, &["::1", "443", "50000", "10000"]);
@@ -207,14 +206,14 @@ fn main_quic_like_bidirectional_ipv6_443_b13() {
             (pids[1], outs[1].0, outs[1].1),
             (pids[2], outs[2].0, outs[2].1),
         ];
-        (w.settle(&want, MAIN_TOL), pids, outs)
+        (w.settle(&want, tol), pids, outs)
     });
     assert_eq!(outs[1].0, 12_000_000);
     assert_eq!(outs[2].0, 2_400_000);
     assert_eq!(outs[0].0, 14_400_000, "the receiver got every datagram");
-    check(&snap, "server", pids[0], outs[0].1, outs[0].0, MAIN_TOL);
-    check(&snap, "sender A", pids[1], outs[1].0, outs[1].1, MAIN_TOL);
-    check(&snap, "sender B", pids[2], outs[2].0, outs[2].1, MAIN_TOL);
+    check(&snap, "server", pids[0], outs[0].1, outs[0].0, tol);
+    check(&snap, "sender A", pids[1], outs[1].0, outs[1].1, tol);
+    check(&snap, "sender B", pids[2], outs[2].0, outs[2].1, tol);
     let unknown_udp: u64 = snap
         .unattributed
         .iter()
@@ -226,6 +225,17 @@ fn main_quic_like_bidirectional_ipv6_443_b13() {
         "nothing under unknown UDP: {:?}",
         snap.unattributed
     );
+}
+
+#[test]
+fn main_quic_like_bidirectional_ipv6_443_b13() {
+    quic_like_ipv6(Mode::Main, MAIN_TOL);
+}
+
+/// The same over `/proc/net/udp6` sockets (B02 word order decoded live).
+#[test]
+fn fallback_quic_like_bidirectional_ipv6_443_b13() {
+    quic_like_ipv6(Mode::Fallback, FALLBACK_TOL);
 }
 
 /// A DNS-like flood: 20,000 datagrams of 64 bytes through the veth.
@@ -440,15 +450,30 @@ fn main_tun_device_without_link_header_b14() {
 }
 
 /// TCP through the veth in the fallback: bytes from the capture (payload = IP − headers).
-#[test]
-fn fallback_tcp_through_veth() {
+fn tcp_through_veth(v6: bool) {
     let lab = Lab::new();
-    let mut sink = lab.spawn_peer(TCP_SINK, &["0.0.0.0", "8080"]);
+    let (any, peer) = if v6 {
+        ("::", &lab.peer_v6)
+    } else {
+        ("0.0.0.0", &lab.peer_v4)
+    };
+    let mut sink = lab.spawn_peer(TCP_SINK, &[any, "8080"]);
     std::thread::sleep(Duration::from_millis(300));
-    let args = strings(&[&lab.peer_v4, "8080", "8388608"]);
+    let args = strings(&[peer, "8080", "8388608"]);
     let (snap, pid, sent) = sender_in_local(&lab, Mode::Fallback, FALLBACK_TOL, TCP_TX, args);
     assert_eq!(num(&sink.output(Duration::from_secs(5))), 8_388_608);
     check(&snap, "TCP sender", pid, sent, 0, FALLBACK_TOL);
+}
+
+#[test]
+fn fallback_tcp_through_veth() {
+    tcp_through_veth(false);
+}
+
+/// Over IPv6: sockets from `/proc/net/tcp6`.
+#[test]
+fn fallback_tcp_over_ipv6_through_veth() {
+    tcp_through_veth(true);
 }
 
 /// The capture is bound to every interface (ifindex 0): an interface that disappears and
