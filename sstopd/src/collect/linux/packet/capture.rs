@@ -168,6 +168,9 @@ fn count(batch: &mut Batch, keep: Keep, f: RawFrame<'_>) {
         Ok(p) if keep == Keep::NonTcp && p.proto == Proto::Tcp => {}
         Ok(p) => batch.add(&p, dir),
         Err(frame::Skip::LaterFragment) => {}
-        Err(_) => batch.skipped += 1,
+        // Known link types: a malformed frame. Unknown ones (nlmon, monitor-mode Wi-Fi, ...):
+        // listed once in a note.
+        Err(_) if LinkType::from_arphrd(f.hatype).is_some() => batch.skipped += 1,
+        Err(_) => batch.note_undecodable(f.hatype),
     }
 }

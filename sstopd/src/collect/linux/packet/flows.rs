@@ -63,6 +63,8 @@ pub struct Batch {
     pub skipped: u64,
     /// Kernel drops reported by PACKET_STATISTICS during this tick.
     pub drops: u64,
+    /// Link types (ARPHRD) of frames that did not decode, at most a few.
+    pub undecodable_links: Vec<u16>,
 }
 
 impl Batch {
@@ -94,6 +96,17 @@ impl Batch {
         self.truncated += other.truncated;
         self.skipped += other.skipped;
         self.drops += other.drops;
+        for l in other.undecodable_links {
+            self.note_undecodable(l);
+        }
+    }
+
+    /// A frame on link type `hatype` did not decode.
+    pub fn note_undecodable(&mut self, hatype: u16) {
+        self.skipped += 1;
+        if self.undecodable_links.len() < 8 && !self.undecodable_links.contains(&hatype) {
+            self.undecodable_links.push(hatype);
+        }
     }
 }
 

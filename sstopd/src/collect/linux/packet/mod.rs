@@ -41,6 +41,8 @@ pub struct PacketCounter {
     capture: Result<Capture, String>,
     ledger: attribute::Ledger,
     drops: DropTracker,
+    /// Link types whose frames did not decode: logged once each, listed in a note.
+    undecodable: std::collections::BTreeSet<u16>,
 }
 
 impl PacketCounter {
@@ -59,6 +61,7 @@ impl PacketCounter {
             capture,
             ledger: attribute::Ledger::default(),
             drops: DropTracker::default(),
+            undecodable: Default::default(),
         }
     }
 
@@ -106,6 +109,18 @@ impl PacketCounter {
 
         let mut notes = Vec::new();
         notes.extend(self.drops.add(batch.drops));
+        for l in &batch.undecodable_links {
+            if self.undecodable.insert(*l) {
+                tracing::info!("frames on link type {l} do not decode as IP: skipped");
+            }
+        }
+        if !self.undecodable.is_empty() {
+            let list: Vec<String> = self.undecodable.iter().map(u16::to_string).collect();
+            notes.push(Note::info(format!(
+                "frames on link type(s) {} not decoded (skipped)",
+                list.join(", ")
+            )));
+        }
         if let Some(err) = capture.error() {
             notes.push(Note::warning(format!("packet capture stopped: {err}")));
         }
