@@ -79,32 +79,17 @@ impl Ring {
         };
         setsockopt(fd.as_fd(), libc::PACKET_RX_RING, &req)?;
         let map_len = (BLOCK_SIZE * BLOCK_NR) as usize;
+        // The ring's pages are kernel memory (never swapped): no MAP_LOCKED needed.
         // SAFETY: maps the ring the kernel just allocated for this socket; checked below.
         let map = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
                 map_len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_LOCKED,
+                libc::MAP_SHARED,
                 fd.as_raw_fd(),
                 0,
             )
-        };
-        // MAP_LOCKED can fail under a low RLIMIT_MEMLOCK: retry unlocked.
-        let map = if map == libc::MAP_FAILED {
-            // SAFETY: as above, without MAP_LOCKED.
-            unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    map_len,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_SHARED,
-                    fd.as_raw_fd(),
-                    0,
-                )
-            }
-        } else {
-            map
         };
         if map == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
