@@ -460,3 +460,44 @@ fn collector_packet_choice_opens_the_fallback() {
     assert_eq!(mode, proto::CollectorMode::Packet);
     assert!(caps.packet_bytes);
 }
+
+/// A frame crossing a bridge is seen on the port and on the bridge: counted once (the
+/// bridge's copy), both directions.
+#[test]
+fn main_bridge_port_frames_counted_once() {
+    let lab = Lab::new();
+    lab.bridge_local();
+    let (sp, peer, local) = (lab.spawner(), lab.peer_v4.clone(), lab.local_v4.clone());
+    let _sink = lab.spawn_peer(UDP_SINK, &["0.0.0.0", "9002"]);
+    let peer_tx = lab.spawner_peer();
+    let (snap, pids, outs) = lab.in_local(move || {
+        let mut w = Watch::open(Mode::Main);
+        let mut rx = sp.local(UDP_RX, &[&local, "9003", "1.2"]);
+        wait_bound(9003);
+        let mut tx = sp.local(UDP_TX, &[&peer, "9002", "2000", "1000", "4000"]);
+        let mut remote = peer_tx.local(UDP_TX, &[&local, "9003", "1500", "1000", "4000"]);
+        let pids = [rx.pid(), tx.pid()];
+        let outs = w.run(&mut [&mut rx, &mut tx, &mut remote]);
+        let outs: Vec<u64> = outs.iter().map(|o| num(o)).collect();
+        let want = [(pids[0], 0, outs[0]), (pids[1], outs[1], 0)];
+        (w.settle(&want, MAIN_TOL), pids, outs)
+    });
+    assert_eq!(outs[1], 2_000_000);
+    assert!(outs[0] > 1_400_000, "receiver got {}", outs[0]);
+    check(
+        &snap,
+        "receiver behind a bridge",
+        pids[0],
+        0,
+        outs[0],
+        MAIN_TOL,
+    );
+    check(
+        &snap,
+        "sender behind a bridge",
+        pids[1],
+        outs[1],
+        0,
+        MAIN_TOL,
+    );
+}

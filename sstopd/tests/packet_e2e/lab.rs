@@ -72,6 +72,27 @@ impl Lab {
         }
     }
 
+    /// Put L's end of the veth under a bridge `br0` that takes over its IPv4 address.
+    pub fn bridge_local(&self) {
+        let (l, vl) = (&self.local, &self.veth_local);
+        let v4 = format!("{}/30", self.local_v4);
+        ip(&[
+            "-n",
+            l,
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "forward_delay",
+            "0",
+        ]);
+        ip(&["-n", l, "link", "set", vl, "master", "br0"]);
+        ip(&["-n", l, "addr", "del", &v4, "dev", vl]);
+        ip(&["-n", l, "addr", "add", &v4, "dev", "br0"]);
+        ip(&["-n", l, "link", "set", "br0", "up"]);
+    }
+
     /// Delete the veth pair and create it again (new ifindex, same names and addresses).
     pub fn recreate_link(&self) {
         ip(&["-n", &self.local, "link", "del", &self.veth_local]);
@@ -106,6 +127,13 @@ impl Lab {
     pub fn spawner(&self) -> Spawner {
         Spawner {
             local: self.local.clone(),
+        }
+    }
+
+    /// The same for namespace P (its `local` spawns into P).
+    pub fn spawner_peer(&self) -> Spawner {
+        Spawner {
+            local: self.peer.clone(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The capture thread: drains the ring, parses frames, counts them into a [`Batch`] it
 //! owns alone, and hands the whole batch over when the collector asks (once per tick).
 
+use std::collections::HashSet;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +16,7 @@ use thiserror::Error;
 use super::bpf::{self, Keep};
 use super::flows::{self, Batch};
 use super::frame::{self, LinkType};
+use super::links;
 use super::ring::{RawFrame, Ring};
 
 /// Poll timeout: the thread also wakes at once on a hand-off or stop request (eventfd).
@@ -36,6 +38,8 @@ struct Shared {
     /// eventfd that wakes the capture thread out of `poll` for a hand-off or a stop.
     wake: OwnedFd,
     error: Mutex<Option<String>>,
+    /// Ifindexes whose frames are skipped (bridge/bond ports: their master sees them too).
+    skip: Mutex<Arc<HashSet<i32>>>,
 }
 
 impl Shared {
@@ -82,6 +86,7 @@ impl Capture {
             stop: AtomicBool::new(false),
             wake: eventfd().map_err(CaptureError::Unavailable)?,
             error: Mutex::new(None),
+            skip: Mutex::new(Arc::new(links::enslaved().unwrap_or_default())),
         });
         let (tx, rx) = mpsc::channel();
         let thread_shared = shared.clone();
@@ -111,6 +116,16 @@ impl Capture {
         Some(batch)
     }
 
+    /// Frames on these interfaces are skipped from the next hand-off on (bridge/bond
+    /// ports, whose master carries the same frames).
+    pub fn set_skip(&self, ifindexes: HashSet<i32>) {
+        if let Ok(mut s) = self.shared.skip.lock()
+            && **s != ifindexes
+        {
+            *s = Arc::new(ifindexes);
+        }
+    }
+
     /// Why the capture thread stopped, if it did.
     pub fn error(&self) -> Option<String> {
         self.shared.error.lock().ok().and_then(|e| e.clone())
@@ -129,6 +144,8 @@ impl Drop for Capture {
 
 fn run(mut ring: Ring, keep: Keep, shared: &Shared, tx: &mpsc::Sender<Batch>) {
     let mut batch = Batch::default();
+    let current_skip = || shared.skip.lock().map(|s| s.clone()).unwrap_or_default();
+    let mut skip = current_skip();
     let fail = |msg: String| {
         tracing::error!("{msg}");
         if let Ok(mut e) = shared.error.lock() {
@@ -141,7 +158,11 @@ fn run(mut ring: Ring, keep: Keep, shared: &Shared, tx: &mpsc::Sender<Batch>) {
             break;
         }
         shared.clear_wake();
-        ring.drain(|f| count(&mut batch, keep, f));
+        ring.drain(|f| {
+            if !skip.contains(&f.ifindex) {
+                count(&mut batch, keep, f);
+            }
+        });
         if shared.want.swap(false, Ordering::AcqRel) {
             match ring.stats() {
                 Ok((_, drops)) => batch.drops += u64::from(drops),
@@ -150,6 +171,7 @@ fn run(mut ring: Ring, keep: Keep, shared: &Shared, tx: &mpsc::Sender<Batch>) {
             if tx.send(std::mem::take(&mut batch)).is_err() {
                 break;
             }
+            skip = current_skip();
         }
     }
 }

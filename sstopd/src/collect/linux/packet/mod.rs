@@ -14,6 +14,7 @@ pub mod bpf;
 pub mod capture;
 pub mod flows;
 pub mod frame;
+pub mod links;
 pub mod ring;
 
 use std::path::Path;
@@ -102,6 +103,10 @@ impl PacketCounter {
                 };
             }
         };
+        match links::enslaved() {
+            Ok(ports) => capture.set_skip(ports),
+            Err(e) => tracing::debug!("listing bridge/bond ports: {e}"),
+        }
         let batch = capture.take(HANDOFF_TIMEOUT).unwrap_or_default();
         let keep = self.keep;
         let eligible = move |s: &SocketSample| keep == Keep::AllIp || s.proto != Proto::Tcp;
