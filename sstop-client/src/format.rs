@@ -73,6 +73,20 @@ pub fn interval(ms: u32) -> String {
     }
 }
 
+/// Local wall-clock time `HH:MM:SS` for milliseconds since the epoch.
+pub fn clock(ms: u64) -> String {
+    let secs = (ms / 1000) as libc::time_t;
+    // SAFETY: localtime_r only writes into the zeroed `tm` we own; both pointers are valid.
+    let tm = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&secs, &mut tm).is_null() {
+            return "--:--:--".to_string();
+        }
+        tm
+    };
+    format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

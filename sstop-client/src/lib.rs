@@ -12,3 +12,4 @@ pub mod format;
 pub mod headless;
 pub mod keymap;
 pub mod theme;
+pub mod ui;

@@ -2,7 +2,7 @@
 //! `update(event) -> Option<Action>`. No drawing, no I/O; the outside world
 //! arrives as events and leaves as actions.
 
-mod kill;
+pub mod kill;
 pub mod rows;
 
 use std::collections::{HashMap, HashSet, VecDeque};
