@@ -52,9 +52,10 @@ const SECTIONS: [(&str, &[(&str, &str)]); 4] = [
     ),
 ];
 
-const NOTES: [&str; 2] = [
-    "Process, host and connection figures are payload bytes; interface figures are wire bytes (headers included).",
-    "Rates are bytes per second.",
+const NOTES: [&str; 3] = [
+    "Processes, hosts, connections: payload bytes.",
+    "Interfaces: wire bytes (headers included).",
+    "Rates are bytes per second (B/s, KiB/s = 1024 B/s).",
 ];
 
 /// A centred rectangle of at most `w`×`h` inside `area`.
@@ -69,32 +70,67 @@ pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
     }
 }
 
-pub fn render(f: &mut Frame, area: Rect) {
-    let mut lines: Vec<Line<'static>> = Vec::new();
-    for (title, keys) in SECTIONS {
+fn section_lines(sections: &[(&str, &[(&str, &str)])], width: usize) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    for (i, (title, keys)) in sections.iter().enumerate() {
+        if i > 0 {
+            lines.push(Line::raw(""));
+        }
         lines.push(Line::from(Span::styled(
-            title,
+            title.to_string(),
             Style::new().fg(theme::CYAN),
         )));
-        for (k, what) in keys {
+        for (k, what) in keys.iter() {
             lines.push(Line::from(vec![
                 Span::styled(text::left(k, 10), theme::key()),
-                Span::styled(what.to_string(), Style::new().fg(theme::FG)),
+                Span::styled(
+                    text::left(what, width.saturating_sub(10)),
+                    Style::new().fg(theme::FG),
+                ),
             ]));
         }
-        lines.push(Line::raw(""));
     }
+    lines
+}
+
+pub fn render(f: &mut Frame, area: Rect) {
+    // Two columns when there is room, as the original; one otherwise.
+    let two = area.width >= 76;
+    let col = if two { 36 } else { 60 };
+    let mut lines: Vec<Line<'static>> = if two {
+        let left = section_lines(&SECTIONS[..2], col);
+        let right = section_lines(&SECTIONS[2..], col);
+        (0..left.len().max(right.len()))
+            .map(|i| {
+                let mut spans = left
+                    .get(i)
+                    .map_or_else(|| vec![Span::raw(" ".repeat(col))], |l| l.spans.clone());
+                spans.push(Span::raw("  "));
+                spans.extend(right.get(i).map(|l| l.spans.clone()).unwrap_or_default());
+                Line::from(spans)
+            })
+            .collect()
+    } else {
+        section_lines(&SECTIONS, col)
+    };
+    lines.push(Line::raw(""));
     for n in NOTES {
         lines.push(Line::from(Span::styled(n, theme::dim())));
     }
     let h = u16::try_from(lines.len())
         .unwrap_or(u16::MAX)
         .saturating_add(2);
-    let rect = centered(area, 64, h);
+    let w = if two {
+        2 * col as u16 + 6
+    } else {
+        col as u16 + 4
+    };
+    let rect = centered(area, w, h);
     let block = Block::bordered()
         .border_type(BorderType::Rounded)
         .border_style(Style::new().fg(theme::BLUE))
         .title(Span::styled(" Keyboard Shortcuts ", theme::title()))
+        .padding(ratatui::widgets::Padding::horizontal(1))
         .style(Style::new().bg(theme::BG_POPUP).fg(theme::FG));
     f.render_widget(Clear, rect);
     f.render_widget(

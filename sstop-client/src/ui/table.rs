@@ -65,7 +65,7 @@ pub fn columns(width: usize) -> Cols {
     if add(13, &mut used) {
         c.graph = 12;
     }
-    if add(9, &mut used) {
+    if width >= 100 && add(9, &mut used) {
         c.user = 8;
     }
     let bars = if c.down { 2 } else { 1 };
@@ -273,7 +273,8 @@ mod tests {
         }
         let c = columns(80);
         assert!(c.pid > 0 && c.down && c.conns > 0 && c.listen > 0 && c.graph > 0);
-        assert_eq!(c.bar, 0);
+        assert_eq!((c.bar, c.user), (0, 0));
+        assert!(c.name >= 18, "room for ‹unattributed UDP›");
         assert!(columns(120).bar > 0);
     }
 }
