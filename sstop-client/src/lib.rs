@@ -7,6 +7,8 @@
 
 pub mod app;
 pub mod cli;
+pub mod conn;
+pub mod dns;
 pub mod event;
 pub mod format;
 pub mod headless;
