@@ -35,10 +35,11 @@ pub mod message;
 pub mod model;
 
 pub use codec::{
-    FrameDecoder, MAX_FRAME_LEN, decode_payload, encode_frame, read_frame, write_frame,
+    FrameDecoder, MAX_CLIENT_FRAME_LEN, MAX_FRAME_LEN, decode_payload, encode_frame, read_frame,
+    write_frame,
 };
 #[cfg(feature = "tokio")]
-pub use codec::{read_frame_async, write_frame_async};
+pub use codec::{read_frame_async, read_frame_async_max, write_frame_async};
 pub use error::CodecError;
 pub use message::*;
 pub use model::*;
