@@ -217,3 +217,63 @@ impl<W: Write> Printer<W> {
 pub fn is_closed_pipe(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::BrokenPipe
 }
+
+/// Stream frames to stdout until the count is reached or stdout closes.
+/// Losing the daemon is reported on stderr; the stream resumes when it returns.
+pub fn run(
+    rt: &tokio::runtime::Runtime,
+    target: crate::launch::Target,
+    cli: &crate::cli::Cli,
+    format: Format,
+) -> anyhow::Result<std::process::ExitCode> {
+    use crate::conn::{self, Request};
+    use crate::event::Event;
+
+    let (tx, rx) = std::sync::mpsc::channel::<Event>();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let _link = {
+        let _rt = rt.enter();
+        conn::spawn(
+            target.socket,
+            target.session,
+            Request::Subscribe {
+                interval_ms: cli.interval,
+                detail_pid: None,
+            },
+            Box::new(move |e| tx.send(e).is_ok()),
+            shutdown.clone(),
+        )
+    };
+    let _stop = shutdown.clone().drop_guard();
+    let stdout = io::stdout();
+    let mut printer = Printer::new(stdout.lock(), format);
+    let limit = cli.frame_limit();
+    let mut printed = 0u64;
+    let mut lost = false;
+    // Connected is sent for the first session too; only a return after a loss is news.
+    for event in rx {
+        match event {
+            Event::Snapshot(s) => {
+                match printer.frame(&s) {
+                    Ok(()) => {}
+                    Err(e) if is_closed_pipe(&e) => return Ok(std::process::ExitCode::SUCCESS),
+                    Err(e) => return Err(e.into()),
+                }
+                printed += 1;
+                if limit.is_some_and(|n| printed >= n) {
+                    break;
+                }
+            }
+            Event::Disconnected { reason } if !lost => {
+                lost = true;
+                eprintln!("sstop: daemon lost ({reason}); reconnecting…");
+            }
+            Event::Connected(_) if lost => {
+                lost = false;
+                eprintln!("sstop: reconnected");
+            }
+            _ => {}
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
