@@ -25,7 +25,11 @@ fn sstopd_bin() -> PathBuf {
 
 fn unique(tag: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{tag}{}x{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{tag}{}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Poll `f` until it returns Some or `timeout` passes.
@@ -67,8 +71,14 @@ impl Daemon {
             .spawn()
             .unwrap();
         let d = Daemon { child };
-        let up = wait_for(Duration::from_secs(10), || std::os::unix::net::UnixStream::connect(socket).ok());
-        assert!(up.is_some(), "sstopd did not start listening on {}", socket.display());
+        let up = wait_for(Duration::from_secs(10), || {
+            std::os::unix::net::UnixStream::connect(socket).ok()
+        });
+        assert!(
+            up.is_some(),
+            "sstopd did not start listening on {}",
+            socket.display()
+        );
         d
     }
 
@@ -91,9 +101,21 @@ struct Tmux {
 
 impl Tmux {
     fn start(cmd: &str) -> Tmux {
-        let t = Tmux { server: unique("sstop-e2e-") };
+        let t = Tmux {
+            server: unique("sstop-e2e-"),
+        };
         let ok = t
-            .tmux(&["new-session", "-d", "-s", "main", "-x", "120", "-y", "40", cmd])
+            .tmux(&[
+                "new-session",
+                "-d",
+                "-s",
+                "main",
+                "-x",
+                "120",
+                "-y",
+                "40",
+                cmd,
+            ])
             .status
             .success();
         assert!(ok, "tmux new-session failed");
@@ -109,7 +131,8 @@ impl Tmux {
     }
 
     fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "main"]).stdout).into_owned()
+        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "main"]).stdout)
+            .into_owned()
     }
 
     fn keys(&self, keys: &[&str]) {
@@ -119,7 +142,11 @@ impl Tmux {
     }
 
     fn literal(&self, text: &str) {
-        assert!(self.tmux(&["send-keys", "-t", "main", "-l", text]).status.success());
+        assert!(
+            self.tmux(&["send-keys", "-t", "main", "-l", text])
+                .status
+                .success()
+        );
     }
 
     /// Wait until the screen satisfies `pred`; panic with the screen otherwise.
@@ -141,7 +168,10 @@ impl Drop for Tmux {
 
 fn tui_command(socket: &Path) -> String {
     // The echo shows how sstop exited; the sleep keeps the pane readable afterwards.
-    format!("TERM=xterm-256color {SSTOP} --socket {} ; echo EXITED-$? ; sleep 60", socket.display())
+    format!(
+        "TERM=xterm-256color {SSTOP} --socket {} ; echo EXITED-$? ; sleep 60",
+        socket.display()
+    )
 }
 
 #[test]
@@ -150,35 +180,51 @@ fn tui_keys_views_and_overlays_in_tmux() {
     let socket = dir.path().join("d.sock");
     let _daemon = Daemon::start(&socket, &[]);
     let t = Tmux::start(&tui_command(&socket));
-    t.expect("the process table", |s| s.contains("sstop") && s.contains("synth-0") && s.contains("PROCESS"));
+    t.expect("the process table", |s| {
+        s.contains("sstop") && s.contains("synth-0") && s.contains("PROCESS")
+    });
     t.expect("the process count", |s| s.contains("200 processes"));
 
     t.keys(&["h"]);
     t.expect("remote hosts", |s| s.contains("Remote Hosts"));
     t.keys(&["h"]);
-    t.expect("the table again", |s| s.contains("PROCESS") && !s.contains("Remote Hosts"));
+    t.expect("the table again", |s| {
+        s.contains("PROCESS") && !s.contains("Remote Hosts")
+    });
 
     t.keys(&["l"]);
     t.expect("listen ports", |s| s.contains("Listening Ports"));
     t.keys(&["Escape"]);
-    t.expect("the table again", |s| s.contains("PROCESS") && !s.contains("Listening Ports"));
+    t.expect("the table again", |s| {
+        s.contains("PROCESS") && !s.contains("Listening Ports")
+    });
 
     t.keys(&["?"]);
-    t.expect("help", |s| s.contains("Keyboard Shortcuts") && s.contains("cycle sort"));
+    t.expect("help", |s| {
+        s.contains("Keyboard Shortcuts") && s.contains("cycle sort")
+    });
     t.keys(&["?"]);
     t.expect("help closed", |s| !s.contains("Keyboard Shortcuts"));
 
     t.keys(&["/"]);
     t.literal("SYNTH-17");
-    let s = t.expect("the filtered table", |s| s.contains("/ SYNTH-17") && s.contains("synth-17 "));
+    let s = t.expect("the filtered table", |s| {
+        s.contains("/ SYNTH-17") && s.contains("synth-17 ")
+    });
     assert!(!s.contains("synth-0 "), "filter left other rows:\n{s}");
     t.keys(&["Enter"]);
-    t.expect("the filter kept after Enter", |s| s.contains("filter: SYNTH-17"));
+    t.expect("the filter kept after Enter", |s| {
+        s.contains("filter: SYNTH-17")
+    });
 
     t.keys(&["g", "Enter"]);
-    t.expect("the detail view", |s| s.contains("PID 10017") && s.contains("Connections (") && s.contains("/usr/bin/synth-17"));
+    t.expect("the detail view", |s| {
+        s.contains("PID 10017") && s.contains("Connections (") && s.contains("/usr/bin/synth-17")
+    });
     t.keys(&["Escape"]);
-    t.expect("the table again", |s| s.contains("PROCESS") && !s.contains("PID 10017"));
+    t.expect("the table again", |s| {
+        s.contains("PROCESS") && !s.contains("PID 10017")
+    });
 
     t.keys(&["q"]);
     t.expect("a clean exit", |s| s.contains("EXITED-0"));
@@ -195,7 +241,9 @@ fn tui_keeps_the_last_frame_and_reconnects_when_the_daemon_restarts() {
     let s = t.expect("the reconnecting banner", |s| s.contains("reconnecting"));
     assert!(s.contains("synth-0"), "last frame kept:\n{s}");
     let _daemon = Daemon::start(&socket, &[]);
-    t.expect("the banner gone and data back", |s| !s.contains("reconnecting") && s.contains("synth-0"));
+    t.expect("the banner gone and data back", |s| {
+        !s.contains("reconnecting") && s.contains("synth-0")
+    });
     t.keys(&["q"]);
     t.expect("a clean exit", |s| s.contains("EXITED-0"));
 }
@@ -209,9 +257,16 @@ struct Group {
 impl Group {
     fn create() -> Group {
         let name = unique("sst");
-        let ok = Command::new("groupadd").arg(&name).status().unwrap().success();
+        let ok = Command::new("groupadd")
+            .arg(&name)
+            .status()
+            .unwrap()
+            .success();
         assert!(ok, "groupadd {name} failed (tests run as root)");
-        let out = Command::new("getent").args(["group", &name]).output().unwrap();
+        let out = Command::new("getent")
+            .args(["group", &name])
+            .output()
+            .unwrap();
         let line = String::from_utf8(out.stdout).unwrap();
         let gid = line.split(':').nth(2).unwrap().trim().parse().unwrap();
         Group { name, gid }
@@ -239,21 +294,59 @@ fn json_as_an_unprivileged_member_of_the_socket_group() {
     let group = Group::create();
     let dir = open_tempdir();
     let socket = dir.path().join("d.sock");
-    let _daemon = Daemon::start(&socket, &["--socket-group", &group.name, "--socket-mode", "0660"]);
+    let _daemon = Daemon::start(
+        &socket,
+        &["--socket-group", &group.name, "--socket-mode", "0660"],
+    );
     let sock = socket.to_str().unwrap();
 
-    let out = as_nobody(&format!("--groups={}", group.gid), &["--socket", sock, "--json", "--count", "3", "--interval", "200ms"]);
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let out = as_nobody(
+        &format!("--groups={}", group.gid),
+        &[
+            "--socket",
+            sock,
+            "--json",
+            "--count",
+            "3",
+            "--interval",
+            "200ms",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
-    let frames: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let frames: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(frames.len(), 3, "{text}");
     let seqs: Vec<u64> = frames.iter().map(|f| f["seq"].as_u64().unwrap()).collect();
-    assert!(seqs.windows(2).all(|w| w[1] > w[0]), "seq must increase: {seqs:?}");
+    assert!(
+        seqs.windows(2).all(|w| w[1] > w[0]),
+        "seq must increase: {seqs:?}"
+    );
     for f in &frames {
         assert_eq!(f["collector"]["mode"], "synthetic");
         let procs = f["processes"].as_array().unwrap();
         assert_eq!(procs.len(), 200);
-        for key in ["pid", "ppid", "name", "cmdline", "uid", "user", "up_bps", "down_bps", "up_bytes", "down_bytes", "connections", "listening", "alive"] {
+        for key in [
+            "pid",
+            "ppid",
+            "name",
+            "cmdline",
+            "uid",
+            "user",
+            "up_bps",
+            "down_bps",
+            "up_bytes",
+            "down_bytes",
+            "connections",
+            "listening",
+            "alive",
+        ] {
             assert!(procs[0].get(key).is_some(), "process field {key} missing");
         }
         for key in ["up_bps", "down_bps", "up_bytes", "down_bytes"] {
@@ -268,7 +361,12 @@ fn json_as_an_unprivileged_member_of_the_socket_group() {
     let out = as_nobody("--clear-groups", &["--socket", sock, "--json", "--once"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("permission denied") && err.contains("sstop") && err.contains("usermod -aG sstop"), "{err}");
+    assert!(
+        err.contains("permission denied")
+            && err.contains("sstop")
+            && err.contains("usermod -aG sstop"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -276,14 +374,25 @@ fn no_daemon_as_root_runs_embedded() {
     let dir = open_tempdir();
     let missing = dir.path().join("none.sock");
     let out = Command::new(SSTOP)
-        .args(["--socket", missing.to_str().unwrap(), "--collector", "synthetic", "--json", "--count", "2"])
+        .args([
+            "--socket",
+            missing.to_str().unwrap(),
+            "--collector",
+            "synthetic",
+            "--json",
+            "--count",
+            "2",
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("embedded mode"), "{err}");
-    let frames: Vec<serde_json::Value> =
-        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let frames: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(frames.len(), 2);
     assert_eq!(frames[0]["collector"]["mode"], "synthetic");
 }
@@ -292,10 +401,16 @@ fn no_daemon_as_root_runs_embedded() {
 fn no_daemon_as_a_normal_user_explains_how_to_start_one() {
     let dir = open_tempdir();
     let missing = dir.path().join("none.sock");
-    let out = as_nobody("--clear-groups", &["--socket", missing.to_str().unwrap(), "--json", "--once"]);
+    let out = as_nobody(
+        "--clear-groups",
+        &["--socket", missing.to_str().unwrap(), "--json", "--once"],
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("systemctl enable --now sstopd") && err.contains("sudo"), "{err}");
+    assert!(
+        err.contains("systemctl enable --now sstopd") && err.contains("sudo"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -305,13 +420,21 @@ fn closed_stdout_ends_headless_output_quietly() {
     let _daemon = Daemon::start(&socket, &[]);
     for format in ["--json", "--csv"] {
         let mut child = Command::new(SSTOP)
-            .args(["--socket", socket.to_str().unwrap(), format, "--interval", "100ms"])
+            .args([
+                "--socket",
+                socket.to_str().unwrap(),
+                format,
+                "--interval",
+                "100ms",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
         assert!(!first.is_empty());
         // The reader is gone (like `| head -1`): the next write fails with EPIPE.
         let status = wait_for(Duration::from_secs(10), || child.try_wait().unwrap());
@@ -355,8 +478,15 @@ fn version_mismatch_names_both_versions() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("version mismatch"), "{err}");
-    assert!(err.contains(&format!("protocol {}", proto::PROTOCOL_VERSION)) && err.contains("protocol 999"), "{err}");
-    assert!(err.contains("9.9.9") && err.contains(env!("CARGO_PKG_VERSION")), "{err}");
+    assert!(
+        err.contains(&format!("protocol {}", proto::PROTOCOL_VERSION))
+            && err.contains("protocol 999"),
+        "{err}"
+    );
+    assert!(
+        err.contains("9.9.9") && err.contains(env!("CARGO_PKG_VERSION")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -367,7 +497,14 @@ fn kill_subcommand_prints_the_daemons_answer() {
     let mut target = Command::new("sleep").arg("30").spawn().unwrap();
     let pid = target.id().to_string();
     let out = Command::new(SSTOP)
-        .args(["--socket", socket.to_str().unwrap(), "kill", &pid, "--signal", "TERM"])
+        .args([
+            "--socket",
+            socket.to_str().unwrap(),
+            "kill",
+            &pid,
+            "--signal",
+            "TERM",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -378,7 +515,10 @@ fn kill_subcommand_prints_the_daemons_answer() {
         let gone = wait_for(Duration::from_secs(5), || target.try_wait().unwrap());
         assert!(gone.is_some(), "daemon said sent, but {pid} lives");
     } else {
-        assert!(stderr.contains("SIGTERM not sent") && stderr.contains(&pid), "{stderr}");
+        assert!(
+            stderr.contains("SIGTERM not sent") && stderr.contains(&pid),
+            "{stderr}"
+        );
     }
     let _ = target.kill();
     let _ = target.wait();

@@ -26,7 +26,7 @@ pub struct Cols {
     pub listen: usize,
 }
 
-const MIN_NAME: usize = 9;
+const MIN_NAME: usize = 8;
 
 /// Fit the columns into `width`: the name and upload always, then the rest by priority.
 pub fn columns(width: usize) -> Cols {
