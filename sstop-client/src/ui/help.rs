@@ -18,15 +18,15 @@ const SECTIONS: [(&str, &[(&str, &str)]); 4] = [
             ("PgDn/^D", "page down"),
             ("g/Home", "first"),
             ("G/End", "last"),
-            ("mouse", "click selects, wheel scrolls"),
+            ("mouse", "click select, wheel"),
         ],
     ),
     (
         "Process table",
         &[
             ("enter", "open detail"),
-            ("s", "cycle sort: rate down up pid name conns"),
-            ("/", "filter: name, command line, pid"),
+            ("s", "cycle sort"),
+            ("/", "filter name/cmd/pid"),
             ("h", "remote hosts"),
             ("l", "listen ports"),
             ("K", "kill process"),
@@ -44,15 +44,17 @@ const SECTIONS: [(&str, &[(&str, &str)]); 4] = [
         "Global",
         &[
             ("i / tab", "cycle interface"),
-            ("+ / -", "refresh faster / slower"),
-            ("space", "pause display (collection goes on)"),
+            ("+ / -", "refresh speed"),
+            ("space", "pause display"),
             ("?", "toggle help"),
             ("q / ^C", "quit"),
         ],
     ),
 ];
 
-const NOTES: [&str; 3] = [
+const NOTES: [&str; 5] = [
+    "Sort: rate → down → up → pid → name → conns.",
+    "Space freezes the display; collection goes on.",
     "Processes, hosts, connections: payload bytes.",
     "Interfaces: wire bytes (headers included).",
     "Rates are bytes per second (B/s, KiB/s = 1024 B/s).",
@@ -74,7 +76,7 @@ fn section_lines(sections: &[(&str, &[(&str, &str)])], width: usize) -> Vec<Line
     let mut lines = Vec::new();
     for (i, (title, keys)) in sections.iter().enumerate() {
         if i > 0 {
-            lines.push(Line::raw(""));
+            lines.push(Line::raw(" ".repeat(width)));
         }
         lines.push(Line::from(Span::styled(
             title.to_string(),
@@ -96,7 +98,7 @@ fn section_lines(sections: &[(&str, &[(&str, &str)])], width: usize) -> Vec<Line
 pub fn render(f: &mut Frame, area: Rect) {
     // Two columns when there is room, as the original; one otherwise.
     let two = area.width >= 76;
-    let col = if two { 36 } else { 60 };
+    let col = if two { 34 } else { 60 };
     let mut lines: Vec<Line<'static>> = if two {
         let left = section_lines(&SECTIONS[..2], col);
         let right = section_lines(&SECTIONS[2..], col);
