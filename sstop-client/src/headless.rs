@@ -277,3 +277,72 @@ pub fn run(
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::{CollectorMode, Process, Proto, Trend, Unattributed};
+
+    fn snap() -> Snapshot {
+        let mut s = Snapshot::empty(CollectorMode::Netlink);
+        s.seq = 7;
+        s.time_ms = 1_700_000_000_000;
+        let traffic = Traffic {
+            up_bps: 5e9,
+            down_bps: 1.5,
+            up_bytes: u64::MAX,
+            down_bytes: 3,
+        };
+        s.processes.push(Process {
+            pid: 42,
+            ppid: 1,
+            start_time: 99,
+            uid: 1000,
+            user: "alice".into(),
+            name: "we, \"odd\" 名".into(),
+            cmdline: "a\nb".into(),
+            traffic,
+            connections: 2,
+            listening: 1,
+            shared: 0,
+            alive: true,
+            trend: Trend::Steady,
+            history: vec![],
+        });
+        s.unattributed.push(Unattributed {
+            proto: Proto::Udp,
+            traffic,
+            connections: 1,
+        });
+        s
+    }
+
+    #[test]
+    fn json_rows_flatten_traffic_and_keep_u64() {
+        let v: serde_json::Value = serde_json::from_str(&json_line(&snap()).unwrap()).unwrap();
+        assert_eq!(v["seq"], 7);
+        assert_eq!(v["time"], 1_700_000_000_000_u64);
+        assert_eq!(v["collector"]["mode"], "netlink");
+        let p = &v["processes"][0];
+        assert_eq!(p["pid"], 42);
+        assert_eq!(p["name"], "we, \"odd\" 名");
+        assert_eq!(p["up_bps"], 5e9);
+        assert_eq!(p["up_bytes"], u64::MAX);
+        assert_eq!(p["listening"], 1);
+        assert_eq!(v["unattributed"][0]["proto"], "UDP");
+        assert_eq!(v["unattributed"][0]["down_bytes"], 3);
+        assert!(v["totals"]["up_bps"].is_number());
+    }
+
+    #[test]
+    fn csv_quotes_and_prints_the_header_once() {
+        let mut out = Vec::new();
+        let mut p = Printer::new(&mut out, Format::Csv);
+        p.frame(&snap()).unwrap();
+        p.frame(&snap()).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.matches(CSV_HEADER).count(), 1);
+        assert!(text.contains("42,1,\"we, \"\"odd\"\" 名\",\"a\nb\",1000,alice,5000000000.0,1.5,18446744073709551615,3,2,1,true"), "{text}");
+        assert!(text.contains(",,,unattributed UDP,,,,"), "{text}");
+    }
+}

@@ -523,3 +523,121 @@ fn kill_subcommand_prints_the_daemons_answer() {
     let _ = target.kill();
     let _ = target.wait();
 }
+
+/// The connection task against a scripted daemon: after the daemon drops it,
+/// it reconnects and re-sends the latest subscription (interval and detail pid).
+#[test]
+fn conn_task_reconnects_and_resubscribes() {
+    use proto::{ClientMsg, ServerMsg};
+    use sstop_client::conn::{self, Request};
+    use sstop_client::event::Event;
+    use std::os::unix::net::UnixListener;
+
+    let dir = open_tempdir();
+    let socket = dir.path().join("scripted.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    let welcome = |s: &mut std::os::unix::net::UnixStream| {
+        let hello: ClientMsg =
+            proto::decode_payload(&proto::read_frame(s).unwrap().unwrap()).unwrap();
+        assert!(
+            matches!(hello, ClientMsg::Hello { protocol, .. } if protocol == proto::PROTOCOL_VERSION)
+        );
+        let w = proto::Welcome {
+            protocol: proto::PROTOCOL_VERSION,
+            daemon: "test".into(),
+            host: "scripted".into(),
+            os: "linux".into(),
+            collector: proto::CollectorMode::Synthetic,
+            caps: proto::Caps::default(),
+            viewer_uid: 0,
+        };
+        proto::write_frame(s, &ServerMsg::Welcome(w)).unwrap();
+    };
+    let next = |s: &mut std::os::unix::net::UnixStream| -> ClientMsg {
+        proto::decode_payload(&proto::read_frame(s).unwrap().unwrap()).unwrap()
+    };
+    let snap = |seq| {
+        let mut s = proto::Snapshot::empty(proto::CollectorMode::Synthetic);
+        s.seq = seq;
+        ServerMsg::Snapshot(Box::new(s))
+    };
+    let daemon = std::thread::spawn(move || {
+        let (mut a, _) = listener.accept().unwrap();
+        welcome(&mut a);
+        let first = next(&mut a);
+        let changed = next(&mut a);
+        proto::write_frame(&mut a, &snap(1)).unwrap();
+        drop(a);
+        let (mut b, _) = listener.accept().unwrap();
+        welcome(&mut b);
+        let resent = next(&mut b);
+        proto::write_frame(&mut b, &snap(2)).unwrap();
+        (first, changed, resent, b)
+    });
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let session = rt.block_on(conn::connect(&socket)).unwrap();
+    assert_eq!(session.welcome.host, "scripted");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let link = {
+        let _g = rt.enter();
+        conn::spawn(
+            socket.clone(),
+            session,
+            Request::Subscribe {
+                interval_ms: 1000,
+                detail_pid: None,
+            },
+            Box::new(move |e| tx.send(e).is_ok()),
+            shutdown.clone(),
+        )
+    };
+    link.request(Request::Subscribe {
+        interval_ms: 200,
+        detail_pid: Some(42),
+    });
+    let mut kinds = Vec::new();
+    while kinds.last().map(String::as_str) != Some("snapshot 2") {
+        let e = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("events stopped");
+        kinds.push(match e {
+            Event::Connected(_) => "connected".to_string(),
+            Event::Disconnected { .. } => "disconnected".to_string(),
+            Event::Snapshot(s) => format!("snapshot {}", s.seq),
+            other => format!("{other:?}"),
+        });
+    }
+    assert_eq!(
+        kinds,
+        [
+            "connected",
+            "snapshot 1",
+            "disconnected",
+            "connected",
+            "snapshot 2"
+        ]
+    );
+    let (first, changed, resent, _keep) = daemon.join().unwrap();
+    assert_eq!(
+        first,
+        ClientMsg::Subscribe {
+            interval_ms: 1000,
+            detail_pid: None
+        }
+    );
+    assert_eq!(
+        changed,
+        ClientMsg::Subscribe {
+            interval_ms: 200,
+            detail_pid: Some(42)
+        }
+    );
+    assert_eq!(resent, changed, "the same subscription after reconnecting");
+    shutdown.cancel();
+}

@@ -94,7 +94,12 @@ fn graph_line(app: &App, width: usize) -> Line<'static> {
                 .collect()
         })
         .unwrap_or_default();
-    let gw = proto::HISTORY_LEN.min(width / 4);
+    // The full 60 s when there is room; a shorter tail on narrow terminals.
+    let gw = if width >= 120 {
+        proto::HISTORY_LEN
+    } else {
+        width / 3
+    };
     let mut spans = vec![
         Span::styled(spark::sparkline(&hist, gw), Style::new().fg(theme::CYAN)),
         Span::raw(" "),

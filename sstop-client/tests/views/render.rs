@@ -353,3 +353,33 @@ fn b23_tiny_sizes_never_panic() {
         draw(&app, w, h);
     }
 }
+
+#[test]
+fn mouse_clicks_map_to_rows_and_select_them() {
+    use crossterm::event::{KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+    let mut app = app_with(120, 40);
+    let lines = draw(&app, 120, 40);
+    let y = lines.iter().position(|l| l.contains("nginx")).unwrap() as u16;
+    let click = MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: 30,
+        row: y,
+        modifiers: KeyModifiers::NONE,
+    };
+    let ev = sstop_client::keymap::mouse(click, |x, y| ui::row_at(&app, x, y)).unwrap();
+    app.update(ev);
+    assert_eq!(app.selected_row().unwrap().name, "nginx");
+    // The header is not a row; the wheel scrolls.
+    let header = MouseEvent { row: 0, ..click };
+    assert_eq!(
+        sstop_client::keymap::mouse(header, |x, y| ui::row_at(&app, x, y)),
+        None
+    );
+    let wheel = MouseEvent {
+        kind: MouseEventKind::ScrollDown,
+        ..click
+    };
+    let before = app.selected[0];
+    app.update(sstop_client::keymap::mouse(wheel, |_, _| None).unwrap());
+    assert_eq!(app.selected[0], before + 3);
+}
