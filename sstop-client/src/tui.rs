@@ -62,19 +62,21 @@ pub fn run(
         let _ = crossterm::execute!(stdout(), DisableMouseCapture);
         ratatui_hook(info);
     }));
-    let _ = crossterm::execute!(stdout(), EnableMouseCapture);
-    std::thread::Builder::new()
-        .name("sstop-input".into())
-        .spawn(move || {
-            while let Ok(ev) = term::read() {
-                if tx.send(Msg::Term(ev)).is_err() {
-                    break;
+    // Everything after init runs inside this block so every exit path below restores.
+    let result = (|| {
+        crossterm::execute!(stdout(), EnableMouseCapture).context("cannot enable the mouse")?;
+        std::thread::Builder::new()
+            .name("sstop-input".into())
+            .spawn(move || {
+                while let Ok(ev) = term::read() {
+                    if tx.send(Msg::Term(ev)).is_err() {
+                        break;
+                    }
                 }
-            }
-        })
-        .context("cannot start the input thread")?;
-
-    let result = event_loop(&mut terminal, &mut app, &rx, &link, &dns);
+            })
+            .context("cannot start the input thread")?;
+        event_loop(&mut terminal, &mut app, &rx, &link, &dns)
+    })();
     let _ = crossterm::execute!(stdout(), DisableMouseCapture);
     ratatui::restore();
     result.map(|()| ExitCode::SUCCESS)

@@ -221,12 +221,12 @@ impl App {
                 None
             }
             Event::Disconnected { reason } => {
-                if !matches!(self.link, Link::Reconnecting { .. }) {
-                    self.link = Link::Reconnecting {
-                        reason,
-                        since_ms: self.now_ms,
-                    };
-                }
+                // Keep when the outage began; show the latest reason.
+                let since_ms = match self.link {
+                    Link::Reconnecting { since_ms, .. } => since_ms,
+                    _ => self.now_ms,
+                };
+                self.link = Link::Reconnecting { reason, since_ms };
                 None
             }
             Event::Snapshot(snap) => self.on_snapshot(snap),
