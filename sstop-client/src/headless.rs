@@ -23,7 +23,17 @@ struct JsonFrame<'a> {
     unattributed: Vec<JsonUnattributed<'a>>,
     interfaces: &'a [proto::Interface],
     remote_hosts: Vec<JsonHost<'a>>,
-    listen_ports: &'a [proto::ListenPort],
+    listen_ports: Vec<JsonListen<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonListen<'a> {
+    /// "TCP", "UDP", ... as everywhere else in the output.
+    proto: String,
+    addr: std::net::IpAddr,
+    port: u16,
+    pid: u32,
+    name: &'a str,
 }
 
 #[derive(Serialize)]
@@ -124,7 +134,17 @@ pub fn json_line(s: &Snapshot) -> Result<String, serde_json::Error> {
                 processes: &h.processes,
             })
             .collect(),
-        listen_ports: &s.listen_ports,
+        listen_ports: s
+            .listen_ports
+            .iter()
+            .map(|l| JsonListen {
+                proto: l.proto.to_string(),
+                addr: l.addr,
+                port: l.port,
+                pid: l.pid,
+                name: &l.name,
+            })
+            .collect(),
     };
     serde_json::to_string(&frame)
 }
@@ -332,6 +352,11 @@ mod tests {
         assert_eq!(v["unattributed"][0]["proto"], "UDP");
         assert_eq!(v["unattributed"][0]["down_bytes"], 3);
         assert!(v["totals"]["up_bps"].is_number());
+        let l = &v["listen_ports"][0];
+        assert_eq!(
+            (l["proto"].as_str(), l["addr"].as_str(), l["port"].as_u64()),
+            (Some("TCP"), Some("127.0.0.1"), Some(8080))
+        );
     }
 
     #[test]

@@ -226,6 +226,42 @@ fn tui_keys_views_and_overlays_in_tmux() {
         s.contains("PROCESS") && !s.contains("PID 10017")
     });
 
+    // B23: tiny sizes live, then back; the viewer survives and redraws in full.
+    for (w, h) in [
+        ("80", "1"),
+        ("20", "2"),
+        ("5", "3"),
+        ("1", "1"),
+        ("80", "2"),
+        ("120", "40"),
+    ] {
+        assert!(
+            t.tmux(&["resize-window", "-t", "main", "-x", w, "-y", h])
+                .status
+                .success()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    t.expect("the full table after resizing back", |s| {
+        s.contains("PROCESS") && s.contains("synth-")
+    });
+
+    t.keys(&["q"]);
+    t.expect("a clean exit", |s| s.contains("EXITED-0"));
+}
+
+#[test]
+fn tui_embedded_mode_as_root_without_a_daemon() {
+    let dir = open_tempdir();
+    let missing = dir.path().join("none.sock");
+    let cmd = format!(
+        "TERM=xterm-256color {SSTOP} --socket {} --collector synthetic ; echo EXITED-$? ; sleep 60",
+        missing.display()
+    );
+    let t = Tmux::start(&cmd);
+    t.expect("the embedded note and data", |s| {
+        s.contains("embedded collector") && s.contains("synth-0")
+    });
     t.keys(&["q"]);
     t.expect("a clean exit", |s| s.contains("EXITED-0"));
 }
