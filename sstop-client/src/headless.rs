@@ -334,6 +334,13 @@ mod tests {
             traffic,
             connections: 1,
         });
+        s.listen_ports.push(proto::ListenPort {
+            proto: Proto::Tcp,
+            addr: std::net::IpAddr::from([127, 0, 0, 1]),
+            port: 8080,
+            pid: 42,
+            name: "srv".into(),
+        });
         s
     }
 
