@@ -60,6 +60,22 @@ const NOTES: [&str; 5] = [
     "Rates are bytes per second (B/s, KiB/s = 1024 B/s).",
 ];
 
+/// Clear `rect` for a popup. A wide character just left of it would have its
+/// right half under the border; blank it so the terminal never splits one.
+pub fn clear_popup(f: &mut Frame, rect: Rect) {
+    f.render_widget(Clear, rect);
+    if rect.x == 0 {
+        return;
+    }
+    let buf = f.buffer_mut();
+    for y in rect.y..rect.bottom() {
+        let cell = &mut buf[(rect.x - 1, y)];
+        if unicode_width::UnicodeWidthStr::width(cell.symbol()) > 1 {
+            cell.set_symbol(" ");
+        }
+    }
+}
+
 /// A centred rectangle of at most `w`×`h` inside `area`.
 pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
     let w = w.min(area.width);
@@ -134,7 +150,7 @@ pub fn render(f: &mut Frame, area: Rect) {
         .title(Span::styled(" Keyboard Shortcuts ", theme::title()))
         .padding(ratatui::widgets::Padding::horizontal(1))
         .style(Style::new().bg(theme::BG_POPUP).fg(theme::FG));
-    f.render_widget(Clear, rect);
+    clear_popup(f, rect);
     f.render_widget(
         Paragraph::new(lines)
             .block(block)

@@ -4,9 +4,9 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Wrap};
+use ratatui::widgets::{Block, BorderType, Paragraph, Wrap};
 
-use super::help::centered;
+use super::help::{centered, clear_popup};
 use super::text;
 use crate::app::KillOverlay;
 use crate::app::kill::KillPhase;
@@ -92,7 +92,7 @@ pub fn render(k: &KillOverlay, f: &mut Frame, area: Rect) {
             Style::new().fg(theme::RED).add_modifier(Modifier::BOLD),
         ))
         .style(Style::new().bg(theme::BG_POPUP).fg(theme::FG));
-    f.render_widget(Clear, rect);
+    clear_popup(f, rect);
     f.render_widget(
         Paragraph::new(lines)
             .block(block)

@@ -383,3 +383,25 @@ fn mouse_clicks_map_to_rows_and_select_them() {
     app.update(sstop_client::keymap::mouse(wheel, |_, _| None).unwrap());
     assert_eq!(app.selected[0], before + 3);
 }
+
+#[test]
+fn overlays_never_leave_half_a_wide_character_at_their_edge() {
+    let mut app = app_with(80, 24);
+    app.update(Event::Home);
+    app.update(Event::OpenKill);
+    let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    term.draw(|f| ui::render(&app, f)).unwrap();
+    let buf = term.backend().buffer();
+    // Every row of the popup has its left border, and nothing wide pokes into it.
+    let x = (0..80)
+        .find(|&x| buf[(x, 4)].symbol() == "╭")
+        .expect("popup corner");
+    for y in 5..12 {
+        assert_eq!(buf[(x, y)].symbol(), "│", "row {y}");
+        assert!(
+            buf[(x - 1, y)].symbol().width() <= 1,
+            "row {y}: {:?}",
+            buf[(x - 1, y)].symbol()
+        );
+    }
+}
