@@ -18,13 +18,7 @@ impl App {
                 self.open_detail(pid, start_time, name)
             }
             View::Listen => {
-                let snap = self.shown.as_deref()?;
-                let l = snap.listen_ports.get(*self.listen.get(self.selected[2])?)?;
-                let p = snap
-                    .processes
-                    .iter()
-                    .find(|p| p.pid == l.pid && l.pid != 0)?;
-                let (pid, start_time, name) = (p.pid, p.start_time, p.name.clone());
+                let (pid, start_time, name) = self.listen_owner()?;
                 self.open_detail(pid, start_time, name)
             }
             _ => None,
@@ -95,11 +89,29 @@ impl App {
                 },
                 None => None,
             },
-            _ => None,
+            View::Listen => self.listen_owner(),
+            View::Hosts => {
+                self.status = Some("select a process (table or listen ports) to signal it".into());
+                return;
+            }
         };
-        if let Some((pid, start_time, name)) = target {
-            self.overlay = Overlay::Kill(KillOverlay::new(pid, start_time, name));
+        match target {
+            Some((pid, start_time, name)) => {
+                self.overlay = Overlay::Kill(KillOverlay::new(pid, start_time, name));
+            }
+            None => self.status = Some("no process selected".into()),
         }
+    }
+
+    /// The process owning the selected listening socket, if known.
+    fn listen_owner(&self) -> Option<(u32, u64, String)> {
+        let snap = self.shown.as_deref()?;
+        let l = snap.listen_ports.get(*self.listen.get(self.selected[2])?)?;
+        let p = snap
+            .processes
+            .iter()
+            .find(|p| p.pid == l.pid && l.pid != 0)?;
+        Some((p.pid, p.start_time, p.name.clone()))
     }
 
     pub(super) fn next_interface(&mut self) {

@@ -371,3 +371,19 @@ fn interface_cycles() {
     app.update(Event::NextInterface);
     assert_eq!(app.current_interface().unwrap().name, "eth0");
 }
+
+#[test]
+fn kill_from_the_listen_view_targets_the_port_owner() {
+    let mut app = app_with(120, 40);
+    app.update(Event::ShowListen);
+    app.update(Event::Home);
+    app.update(Event::OpenKill);
+    assert_eq!(app.overlay, Overlay::None, "port 5353 has no known owner");
+    assert!(app.status.is_some());
+    app.update(Event::Down);
+    app.update(Event::OpenKill);
+    let Overlay::Kill(k) = &app.overlay else {
+        panic!("no kill overlay")
+    };
+    assert_eq!((k.pid, k.name.as_str()), (1001, "nginx"));
+}
