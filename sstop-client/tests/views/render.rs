@@ -405,3 +405,45 @@ fn overlays_never_leave_half_a_wide_character_at_their_edge() {
         );
     }
 }
+
+#[test]
+fn tokyo_night_look_zebra_selection_bars_and_dimmed_gone_rows() {
+    use ratatui::style::Modifier;
+    use sstop_client::theme;
+    let app = app_with(120, 40);
+    let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    term.draw(|f| ui::render(&app, f)).unwrap();
+    let buf = term.backend().buffer().clone();
+    let lines = draw(&app, 120, 40);
+    let row_of = |needle: &str| lines.iter().position(|l| l.contains(needle)).unwrap() as u16;
+    let col_of = |y: u16, needle: &str| {
+        let l = &lines[usize::from(y)];
+        l[..l.find(needle).unwrap()].width() as u16
+    };
+    // Selected row, then zebra stripes.
+    let first = row_of("huge");
+    assert_eq!(buf[(2, first)].bg, theme::BG_SELECTED);
+    assert_eq!(buf[(2, first + 1)].bg, theme::BG_ALT);
+    assert_eq!(buf[(2, first + 2)].bg, theme::BG);
+    // Rate bars: full colour at the top rate, fainter for a small one.
+    // Bars start after the 12-column graph.
+    let title = row_of("GRAPH");
+    let after_graph = col_of(title, "GRAPH") + 13;
+    let bar_fg = |needle: &str| {
+        let y = row_of(needle);
+        let x = (after_graph..120)
+            .find(|&x| ["█", "▉", "▊", "▋", "▌", "▍", "▎", "▏"].contains(&buf[(x, y)].symbol()));
+        buf[(x.unwrap(), y)].fg
+    };
+    assert_eq!(bar_fg("huge"), theme::UP);
+    assert_ne!(bar_fg("esc"), theme::UP);
+    // Gone processes are dimmed; the unattributed row is named, in italics.
+    let gone = row_of("gone-daemon");
+    let x = col_of(gone, "gone-daemon");
+    assert_eq!(buf[(x, gone)].fg, theme::FG_DIM);
+    assert!(buf[(x, gone)].modifier.contains(Modifier::DIM));
+    let un = row_of("‹unattributed UDP›");
+    let x = col_of(un, "‹unattributed UDP›");
+    assert!(buf[(x, un)].modifier.contains(Modifier::ITALIC));
+    assert_eq!(buf[(x, un)].fg, theme::MAGENTA);
+}
