@@ -218,8 +218,17 @@ fn row(
             .map(|p| f64::from(p.up) + f64::from(p.down))
             .collect();
         s.push(Span::styled(
-            spark::sparkline(&h, c.graph) + " ",
+            spark::sparkline(&h, c.graph - 1),
             Style::new().fg(theme::CYAN).bg(bg),
+        ));
+        let (arrow, color) = match v.trend {
+            proto::Trend::Rising => ("↑", theme::YELLOW),
+            proto::Trend::Falling => ("↓", theme::BLUE),
+            proto::Trend::Steady => (" ", theme::FG_DIM),
+        };
+        s.push(Span::styled(
+            format!("{arrow} "),
+            Style::new().fg(color).bg(bg),
         ));
     }
     let rate_cell = |rate: f64, max: f64, color, s: &mut Vec<Span<'static>>| {

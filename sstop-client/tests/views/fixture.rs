@@ -79,7 +79,11 @@ pub fn snapshot(seq: u64) -> Snapshot {
     nameless.cmdline.clear();
     s.processes = vec![
         process(1001, "nginx", 1_500_000.0, 200_000.0),
-        process(1002, "curl", 10_000.0, 25_000_000.0),
+        {
+            let mut p = process(1002, "curl", 10_000.0, 25_000_000.0);
+            p.trend = Trend::Rising;
+            p
+        },
         process(1003, "浏览器进程测试", 3_000.0, 4_000.0),
         process(1004, "🦀crab-server", 2_000.0, 1_000.0),
         process(1005, "ab\u{fffd}\u{fffd}cd", 900.0, 800.0),
