@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::collect::CollectError;
+use crate::collect::{CollectError, Collector};
 use crate::config::Config;
 use crate::kill::KillPolicy;
 use crate::systemd::Notifier;
@@ -46,13 +46,38 @@ pub enum ServiceError {
 /// Run the daemon until `shutdown` is cancelled. Installs no signal handler
 /// and no logger; removes its socket before returning.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), ServiceError> {
+    serve(config, None, shutdown).await
+}
+
+/// [`run`] with a collector supplied by the caller instead of `config.collector`
+/// (integration tests whose view must hold chosen real processes).
+pub async fn run_with(
+    config: Config,
+    collector: Box<dyn Collector>,
+    shutdown: CancellationToken,
+) -> Result<(), ServiceError> {
+    serve(config, Some(collector), shutdown).await
+}
+
+async fn serve(
+    config: Config,
+    injected: Option<Box<dyn Collector>>,
+    shutdown: CancellationToken,
+) -> Result<(), ServiceError> {
     let notifier = Notifier::new(config.systemd);
     let listener = open_listener(&config)?;
     let (hub, wake_rx) = Hub::new();
     // Everything below stops on `stop`: the caller's shutdown or our own failure.
     let stop = shutdown.child_token();
-    let mut sampler =
-        Sampler::start(&config, Arc::clone(&hub), wake_rx, notifier, stop.clone()).await?;
+    let mut sampler = Sampler::start(
+        &config,
+        injected,
+        Arc::clone(&hub),
+        wake_rx,
+        notifier,
+        stop.clone(),
+    )
+    .await?;
 
     let result = async {
         if !first_tick(&hub, &stop, &mut sampler.ended).await? {
@@ -122,8 +147,13 @@ async fn first_tick(
             return Ok(true);
         }
         tokio::select! {
+            biased;
             _ = stop.cancelled() => return Ok(false),
-            _ = &mut *ended => return Err(ServiceError::CollectorStopped),
+            _ = &mut *ended => return if stop.is_cancelled() {
+                Ok(false)
+            } else {
+                Err(ServiceError::CollectorStopped)
+            },
             r = ticks.changed() => if r.is_err() { return Err(ServiceError::CollectorStopped) },
         }
     }
@@ -160,8 +190,14 @@ async fn accept_loop(
     let mut fd_warned = false;
     let result = loop {
         tokio::select! {
+            biased;
             _ = stop.cancelled() => break Ok(()),
-            _ = &mut *sampler_ended => break Err(ServiceError::CollectorStopped),
+            // Ends on our own stop too; only an unasked-for end is an error.
+            _ = &mut *sampler_ended => break if stop.is_cancelled() {
+                Ok(())
+            } else {
+                Err(ServiceError::CollectorStopped)
+            },
             Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok(stream) => match Arc::clone(&slots).try_acquire_owned() {

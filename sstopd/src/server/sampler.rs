@@ -38,8 +38,11 @@ struct Plan {
 impl Sampler {
     /// Start the thread, open the collector on it (blocking probes stay off
     /// the reactor) and return once it is open.
+    /// `injected`: run this collector instead of opening `config.collector`
+    /// (tests that need a view of chosen processes; see `crate::run_with`).
     pub async fn start(
         config: &Config,
+        injected: Option<Box<dyn Collector>>,
         hub: Arc<Hub>,
         wake: Receiver<()>,
         notifier: Notifier,
@@ -56,7 +59,11 @@ impl Sampler {
         let thread = std::thread::Builder::new()
             .name("sstopd-collect".into())
             .spawn(move || {
-                let collector = match open(choice, size) {
+                let opened = match injected {
+                    Some(collector) => Ok(collector),
+                    None => open(choice, size),
+                };
+                let collector = match opened {
                     Ok(c) => c,
                     Err(e) => {
                         let _ = opened_tx.send(Err(e));
@@ -262,5 +269,97 @@ impl StatusLine {
             self.last = text;
             self.sent_at = Some(Instant::now());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::decode_payload;
+
+    /// Works, then fails twice, then works again.
+    struct Flaky {
+        inner: synthetic::SyntheticCollector,
+        calls: u32,
+    }
+
+    impl Collector for Flaky {
+        fn mode(&self) -> CollectorMode {
+            CollectorMode::Synthetic
+        }
+        fn caps(&self) -> Caps {
+            Caps::default()
+        }
+        fn collect(&mut self) -> Result<collect::Sample, CollectError> {
+            self.calls += 1;
+            if (2..=3).contains(&self.calls) {
+                return Err(CollectError::Netlink("dump interrupted".into()));
+            }
+            self.inner.collect()
+        }
+    }
+
+    fn published(hub: &Hub) -> proto::Snapshot {
+        let tick = hub.latest().expect("a tick");
+        match decode_payload::<ServerMsg>(&tick.snapshot[4..]).expect("decodes") {
+            ServerMsg::Snapshot(s) => *s,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn collector_error_becomes_a_note_and_the_loop_goes_on() {
+        let (hub, _wake) = Hub::new();
+        let mut c = Flaky {
+            inner: synthetic::SyntheticCollector::new(5, 1),
+            calls: 0,
+        };
+        let mut agg = Aggregator::new(CollectorMode::Synthetic);
+        let origin = Instant::now();
+        let mut err = None;
+        let iv = Duration::from_secs(1);
+        assert_eq!(tick(&mut c, &mut agg, &hub, origin, iv, &mut err), 5);
+        assert!(published(&hub).collector.notes.is_empty());
+        tick(&mut c, &mut agg, &hub, origin, iv, &mut err);
+        let s = published(&hub);
+        assert_eq!(s.processes.len(), 5, "last good data still served");
+        assert!(
+            s.collector
+                .notes
+                .iter()
+                .any(|n| n.severity == proto::Severity::Warning
+                    && n.message.contains("dump interrupted")),
+            "{:?}",
+            s.collector.notes
+        );
+        tick(&mut c, &mut agg, &hub, origin, iv, &mut err);
+        tick(&mut c, &mut agg, &hub, origin, iv, &mut err);
+        assert!(
+            published(&hub).collector.notes.is_empty(),
+            "note cleared on recovery"
+        );
+        assert!(err.is_none());
+    }
+
+    #[test]
+    fn details_are_encoded_for_requested_pids_only() {
+        let (hub, _wake) = Hub::new();
+        let viewer = hub.join();
+        viewer.set_subscription(super::super::hub::Subscription::new(1000, Some(10_002)));
+        let mut c = synthetic::SyntheticCollector::new(5, 2);
+        let mut agg = Aggregator::new(CollectorMode::Synthetic);
+        let mut err = None;
+        tick(
+            &mut c,
+            &mut agg,
+            &hub,
+            Instant::now(),
+            Duration::from_secs(1),
+            &mut err,
+        );
+        let t = hub.latest().unwrap();
+        assert_eq!(t.details.keys().copied().collect::<Vec<_>>(), vec![10_002]);
+        assert_eq!(t.in_view.len(), 5);
+        assert!(t.in_view.contains(&(10_002, 1_002)));
     }
 }

@@ -367,7 +367,7 @@ impl Writer {
     async fn send(&mut self, bytes: &[u8]) -> Result<(), End> {
         match tokio::time::timeout(self.timeout, self.wr.write_all(bytes)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(End::Gone(e)),
+            Ok(Err(e)) => Err(gone(e)),
             Err(_) => Err(End::WriteTimeout),
         }
     }
@@ -420,7 +420,18 @@ fn bad_frame(e: CodecError) -> End {
             )
         }
         CodecError::Truncated { .. } => End::Closed,
-        CodecError::Io(e) => End::Gone(e),
+        CodecError::Io(e) => gone(e),
+    }
+}
+
+/// A viewer closing mid-stream (EPIPE, ECONNRESET) is an ordinary disconnect.
+fn gone(e: io::Error) -> End {
+    match e.kind() {
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => {
+            tracing::debug!("viewer went away: {e}");
+            End::Closed
+        }
+        _ => End::Gone(e),
     }
 }
 
