@@ -226,6 +226,18 @@ fn tui_keys_views_and_overlays_in_tmux() {
         s.contains("PROCESS") && !s.contains("PID 10017")
     });
 
+    // Kill overlay: the daemon's answer is shown, whatever it is.
+    t.keys(&["K"]);
+    t.expect("the kill overlay", |s| {
+        s.contains("Kill process") && s.contains("SIGTERM") && s.contains("pid 10017")
+    });
+    t.keys(&["j", "j", "Enter"]);
+    t.expect("the daemon's answer", |s| {
+        s.contains("SIGINT") && (s.contains("not sent:") || s.contains("sent:"))
+    });
+    t.keys(&["Escape"]);
+    t.expect("the overlay closed", |s| !s.contains("Kill process"));
+
     // B23: tiny sizes live, then back; the viewer survives and redraws in full.
     for (w, h) in [
         ("80", "1"),

@@ -274,7 +274,7 @@ fn kill_overlay_at_every_size() {
             pid: 1006,
             signal: Signal::Term,
             outcome: KillOutcome::Failed,
-            message: "killing is not implemented by this daemon".into(),
+            message: "killing is not implemented by this daemon, and this sentence is long enough to need three lines in the popup".into(),
         }));
         let s = screen(&app, w, h);
         if h >= 24 {
