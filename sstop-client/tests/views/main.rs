@@ -6,3 +6,4 @@
 mod app_update;
 mod fixture;
 mod render;
+mod robust;
