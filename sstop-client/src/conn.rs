@@ -62,10 +62,15 @@ impl ConnError {
 
 /// A connected, greeted session.
 pub struct Session {
+    wire: Wire,
+    pub welcome: Welcome,
+}
+
+/// The socket and its frame decoder.
+struct Wire {
     stream: UnixStream,
     decoder: FrameDecoder,
     buf: Box<[u8]>,
-    pub welcome: Welcome,
 }
 
 const CLIENT: &str = env!("CARGO_PKG_VERSION");
@@ -82,11 +87,10 @@ pub async fn connect(path: &Path) -> Result<Session, ConnError> {
             },
             _ => ConnError::Io(e),
         })?;
-    let mut s = Session {
+    let mut s = Wire {
         stream,
         decoder: FrameDecoder::new(),
         buf: vec![0u8; 64 * 1024].into_boxed_slice(),
-        welcome: placeholder_welcome(),
     };
     s.send(&ClientMsg::Hello {
         protocol: PROTOCOL_VERSION,
@@ -110,9 +114,8 @@ pub async fn connect(path: &Path) -> Result<Session, ConnError> {
         Ok(r) => r?,
     };
     match first {
-        ServerMsg::Welcome(w) if w.protocol == PROTOCOL_VERSION => {
-            s.welcome = w;
-            Ok(s)
+        ServerMsg::Welcome(welcome) if welcome.protocol == PROTOCOL_VERSION => {
+            Ok(Session { wire: s, welcome })
         }
         ServerMsg::Welcome(w) => Err(mismatch(format!(
             "is sstopd {} speaking protocol {}",
@@ -129,27 +132,25 @@ pub async fn connect(path: &Path) -> Result<Session, ConnError> {
     }
 }
 
-fn placeholder_welcome() -> Welcome {
-    Welcome {
-        protocol: 0,
-        daemon: String::new(),
-        host: String::new(),
-        os: String::new(),
-        collector: proto::CollectorMode::Synthetic,
-        caps: proto::Caps::default(),
-        viewer_uid: 0,
+impl Session {
+    pub async fn send(&mut self, msg: &ClientMsg) -> Result<(), ConnError> {
+        self.wire.send(msg).await
+    }
+
+    /// Next message. Cancel-safe: bytes read stay in the decoder.
+    pub async fn recv(&mut self) -> Result<ServerMsg, ConnError> {
+        self.wire.recv().await
     }
 }
 
-impl Session {
-    pub async fn send(&mut self, msg: &ClientMsg) -> Result<(), ConnError> {
+impl Wire {
+    async fn send(&mut self, msg: &ClientMsg) -> Result<(), ConnError> {
         let frame = proto::encode_frame(msg)?;
         self.stream.write_all(&frame).await?;
         Ok(())
     }
 
-    /// Next message. Cancel-safe: bytes read stay in the decoder.
-    pub async fn recv(&mut self) -> Result<ServerMsg, ConnError> {
+    async fn recv(&mut self) -> Result<ServerMsg, ConnError> {
         loop {
             if let Some(payload) = self.decoder.next_payload()? {
                 return Ok(proto::decode_payload(&payload)?);
