@@ -49,7 +49,13 @@ fn title_line(app: &App, width: usize) -> Line<'static> {
         Span::raw("  "),
         Span::styled(format::clock(app.now_ms), theme::dim()),
         Span::raw("  "),
-        Span::styled(format!("{procs} processes"), Style::new().fg(theme::FG)),
+        Span::styled(
+            format!(
+                "{procs} {}",
+                if procs == 1 { "process" } else { "processes" }
+            ),
+            Style::new().fg(theme::FG),
+        ),
     ];
     if app.paused {
         left.push(Span::styled("  ⏸ PAUSED", theme::warning()));
