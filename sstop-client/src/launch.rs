@@ -96,3 +96,35 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     result
 }
+
+/// An error and its causes on one line, skipping a cause whose words the
+/// line already holds (many error types repeat their source in their message).
+pub fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn repeated_causes_are_said_once() {
+        let inner = anyhow::anyhow!("collector Auto is not available");
+        let e = inner
+            .context("cannot start the collector: collector Auto is not available")
+            .context("embedded failed");
+        assert_eq!(
+            super::describe(&e),
+            "embedded failed: cannot start the collector: collector Auto is not available"
+        );
+    }
+}

@@ -11,7 +11,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             // The terminal is already restored here (tui::run restores on every path).
-            eprintln!("sstop: {e:#}");
+            eprintln!("sstop: {}", sstop_client::launch::describe(&e));
             ExitCode::FAILURE
         }
     }
