@@ -20,9 +20,6 @@ pub use rows::{RowKey, RowRef, SortKey};
 /// Refresh intervals `+`/`-` step through (milliseconds).
 pub const INTERVAL_STEPS: [u32; 9] = [100, 200, 250, 500, 1000, 2000, 3000, 5000, 10_000];
 
-/// Rows of chrome around a list (header, column titles, footer); a page is the rest.
-const CHROME_ROWS: u16 = 8;
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum View {
     Processes,
@@ -97,6 +94,8 @@ pub struct App {
     pub conns: Vec<usize>,
     /// Selected index per list (processes, hosts, listen, connections).
     pub selected: [usize; 4],
+    /// First row shown per list; kept so the view scrolls only when the selection leaves it.
+    pub offset: [usize; 4],
     selected_key: Option<RowKey>,
     /// Selected interface by name; `None` = the default route's interface.
     pub iface: Option<String>,
@@ -130,6 +129,7 @@ impl App {
             listen: Vec::new(),
             conns: Vec::new(),
             selected: [0; 4],
+            offset: [0; 4],
             selected_key: None,
             iface: None,
             iface_history: HashMap::new(),
@@ -212,6 +212,7 @@ impl App {
             }
             Event::Resize { width, height } => {
                 self.size = (width, height);
+                self.select(self.selection());
                 None
             }
             Event::Quit => Some(Action::Quit),

@@ -2,7 +2,7 @@
 //! The process selection follows its row (by pid + start time) across re-sorts.
 
 use super::rows;
-use super::{App, CHROME_ROWS, View};
+use super::{App, View};
 use crate::event::Action;
 
 impl App {
@@ -29,9 +29,9 @@ impl App {
         self.selected[self.list_slot()]
     }
 
-    /// Rows a page key moves by.
+    /// Rows a page key moves by: what fits on screen.
     pub fn page_rows(&self) -> usize {
-        usize::from(self.size.1.saturating_sub(CHROME_ROWS).max(1))
+        crate::ui::visible_rows(self)
     }
 
     /// Recompute every list from the shown frame, keeping selections where they were.
@@ -77,6 +77,10 @@ impl App {
         let len = self.len_of(slot);
         let i = index.min(len.saturating_sub(1));
         self.selected[slot] = i;
+        if slot == self.list_slot() {
+            // Scroll only as far as needed to keep the selection on screen.
+            self.offset[slot] = crate::ui::scroll_offset(self, slot, crate::ui::visible_rows(self));
+        }
         if slot == 0 {
             self.selected_key = self.selected_row().map(|v| v.key);
         }

@@ -199,7 +199,7 @@ pub fn render(app: &App, f: &mut Frame, body: Rect) {
         return;
     }
     let visible = usize::from(area.height);
-    let offset = scroll_offset(app.selected[3], visible);
+    let offset = scroll_offset(app, 3, visible);
     let lines: Vec<Line<'static>> = app
         .conns
         .iter()

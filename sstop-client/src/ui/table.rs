@@ -154,7 +154,7 @@ pub fn render(app: &App, f: &mut Frame, body: Rect) {
         return;
     }
     let visible = usize::from(list.height);
-    let offset = scroll_offset(app.selected[0], visible);
+    let offset = scroll_offset(app, 0, visible);
     let views: Vec<_> = app
         .rows
         .iter()

@@ -447,3 +447,46 @@ fn tokyo_night_look_zebra_selection_bars_and_dimmed_gone_rows() {
     assert!(buf[(x, un)].modifier.contains(Modifier::ITALIC));
     assert_eq!(buf[(x, un)].fg, theme::MAGENTA);
 }
+
+#[test]
+fn the_list_scrolls_only_when_the_selection_leaves_the_screen() {
+    let mut app = app_with(80, 24);
+    let mut s = fixture::snapshot(2);
+    s.processes = (0..100)
+        .map(|i| fixture::process(2000 + i, &format!("p{i:03}"), 0.0, 0.0))
+        .collect();
+    s.unattributed.clear();
+    app.update(Event::Snapshot(Box::new(s)));
+    app.update(Event::CycleSort); // down
+    app.update(Event::CycleSort); // up
+    app.update(Event::CycleSort); // pid: p000 .. p099 in order
+    app.update(Event::End);
+    let bottom = screen(&app, 80, 24);
+    assert!(
+        bottom.contains("p099") && !bottom.contains("p000"),
+        "{bottom}"
+    );
+    let offset = app.offset[0];
+    for _ in 0..5 {
+        app.update(Event::Up);
+    }
+    assert_eq!(
+        app.offset[0], offset,
+        "moving up inside the screen does not scroll"
+    );
+    assert!(screen(&app, 80, 24).contains("p099"));
+    app.update(Event::Home);
+    assert_eq!(app.offset[0], 0);
+    let visible = ui::visible_rows(&app);
+    for _ in 0..visible - 1 {
+        app.update(Event::Down);
+    }
+    assert_eq!(
+        app.offset[0], 0,
+        "the last visible row is reached without scrolling"
+    );
+    app.update(Event::Down);
+    assert_eq!(app.offset[0], 1, "one more scrolls by one");
+    app.update(Event::PageDown);
+    assert_eq!(app.selected[0], visible + visible);
+}
