@@ -28,12 +28,12 @@ async fn exchange(session: &mut Session, pid: u32, signal: Signal) -> anyhow::Re
         if let ServerMsg::Snapshot(s) = session.recv().await? {
             match s.processes.iter().find(|p| p.pid == pid && p.alive) {
                 Some(p) => break (p.start_time, p.name.clone()),
-                // Processes without sockets are not in the snapshot; the kernel's start time
-                // pins them just as well, and the daemon checks it again.
-                None => match proc_start_time(pid) {
-                    Some(t) => break (t, format!("pid {pid}")),
-                    None => bail!("no process {pid}"),
-                },
+                // The daemon signals only what it shows (processes with sockets); the
+                // viewer never reads /proc itself.
+                None => bail!(
+                    "process {pid} is not among the processes sstopd shows \
+                     (only processes with sockets are listed)"
+                ),
             }
         }
     };
@@ -62,27 +62,5 @@ async fn exchange(session: &mut Session, pid: u32, signal: Signal) -> anyhow::Re
             ServerMsg::Error { message, .. } => bail!("the daemon refused: {message}"),
             _ => {}
         }
-    }
-}
-
-/// Field 22 of /proc/<pid>/stat (start time in clock ticks), read after the last `)`.
-fn proc_start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_start_time(&stat)
-}
-
-fn parse_start_time(stat: &str) -> Option<u64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    // After the comm: state is field 3, so starttime (22) is the 20th token.
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn start_time_after_the_last_paren() {
-        let stat = "13479 (we ird) (x) S 13476 13472 2837 0 -1 4194304 118 0 0 0 0 0 0 0 20 0 1 0 85960 2990080 395";
-        assert_eq!(super::parse_start_time(stat), Some(85960));
-        assert_eq!(super::parse_start_time("garbage"), None);
     }
 }
