@@ -29,6 +29,8 @@ pub struct SocketState {
     last_sent: Option<u64>,
     last_received: Option<u64>,
     pub first_seen: Duration,
+    /// The sample that last listed it.
+    generation: u64,
     /// Rates and bytes counted since the socket was first seen (all owners together).
     pub traffic: Traffic,
     pub sample: SocketSample,
@@ -48,6 +50,7 @@ pub struct Credit {
 pub struct SocketTable {
     sockets: HashMap<SocketId, SocketState>,
     primed: bool,
+    generation: u64,
 }
 
 impl SocketTable {
@@ -81,22 +84,21 @@ impl SocketTable {
         dt: Duration,
     ) -> Vec<Credit> {
         let mut credits = Vec::new();
-        let mut next = HashMap::with_capacity(sockets.len());
+        // Updated in place (one hash lookup per socket); unlisted ones are swept below.
+        self.generation += 1;
+        let generation = self.generation;
         for sock in sockets {
-            let prev = self.sockets.remove(&sock.id);
-            let (mut st, count_all) = match prev {
-                Some(st) => (st, false),
-                None => (
-                    SocketState {
-                        last_sent: None,
-                        last_received: None,
-                        first_seen: now,
-                        traffic: Traffic::default(),
-                        sample: sock.clone(),
-                    },
-                    self.primed,
-                ),
-            };
+            let primed = self.primed;
+            let st = self.sockets.entry(sock.id).or_insert_with(|| SocketState {
+                last_sent: None,
+                last_received: None,
+                first_seen: now,
+                generation: 0,
+                traffic: Traffic::default(),
+                sample: sock.clone(),
+            });
+            let count_all = primed && st.generation == 0;
+            st.generation = generation;
             let up = advance(&mut st.last_sent, sock.sent, count_all);
             let down = advance(&mut st.last_received, sock.received, count_all);
             st.sample = sock;
@@ -110,12 +112,11 @@ impl SocketTable {
                     down,
                 });
             }
-            next.insert(st.sample.id, st);
         }
         for c in closed {
             // Also listed in this very dump (destroyed right after it) or in an earlier one:
             // only what moved since; never seen: everything.
-            let prev = next.remove(&c.id).or_else(|| self.sockets.remove(&c.id));
+            let prev = self.sockets.remove(&c.id);
             let (up, down, known_owners) = match prev {
                 Some(mut st) => (
                     advance(&mut st.last_sent, Some(c.sent), true),
@@ -138,7 +139,7 @@ impl SocketTable {
                 });
             }
         }
-        self.sockets = next;
+        self.sockets.retain(|_, st| st.generation == generation);
         self.primed = true;
         credits
     }

@@ -22,6 +22,10 @@ use crate::collect::{ProcKey, ProcessInfo};
 
 /// How often every pid is rescanned whatever the hints say.
 pub const FULL_RESCAN: Duration = Duration::from_secs(10);
+/// At most this often, a search through every pid of a uid for sockets still unknown
+/// after the cheap steps (on a host full of short-lived connections it would otherwise
+/// run every cycle; connect-time tracing and listeners name those anyway).
+pub const UID_RESCAN: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Default)]
 struct PidEntry {
@@ -60,6 +64,7 @@ pub struct ProcMap {
     /// socket, another namespace's /proc): not worth another scan until the next full one.
     unresolvable: HashSet<u64>,
     last_full: Option<Duration>,
+    last_uid_scan: Option<Duration>,
     denied: bool,
     out_of_fds: bool,
 }
@@ -73,6 +78,7 @@ impl ProcMap {
             owners: HashMap::new(),
             unresolvable: HashSet::new(),
             last_full: None,
+            last_uid_scan: None,
             denied: false,
             out_of_fds: false,
         }
@@ -195,9 +201,13 @@ impl ProcMap {
             .into_iter()
             .filter(|(inode, _)| !self.owners.contains_key(inode))
             .collect();
-        if missing.is_empty() {
+        let uid_due = self
+            .last_uid_scan
+            .is_none_or(|t| now.saturating_sub(t) >= UID_RESCAN);
+        if missing.is_empty() || !uid_due {
             return stats;
         }
+        self.last_uid_scan = Some(now);
         let uids: HashSet<u32> = missing.iter().map(|(_, uid)| *uid).collect();
         let by_uid: Vec<u32> = self
             .pids
