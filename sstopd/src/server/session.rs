@@ -72,22 +72,14 @@ pub async fn serve(stream: UnixStream, ctx: Arc<SessionCtx>, stop: CancellationT
     let started = Instant::now();
     let end = Session::new(stream, &ctx, peer.clone()).run(&stop).await;
     let secs = started.elapsed().as_secs_f32();
+    let (uid, pid, why) = (peer.uid, peer.pid, end.describe());
     match &end {
-        End::Gone(e) => tracing::debug!(uid = peer.uid, pid = peer.pid, "peer error: {e}"),
-        End::Refused(..) | End::HandshakeTimeout | End::WriteTimeout => tracing::warn!(
-            uid = peer.uid,
-            pid = peer.pid,
-            "viewer dropped after {secs:.1}s: {}",
-            end.describe()
-        ),
-        _ => {}
+        // The viewer misbehaved or stalled: worth an operator's attention.
+        End::Refused(..) | End::HandshakeTimeout | End::WriteTimeout => {
+            tracing::warn!(uid, pid, "viewer dropped after {secs:.1}s: {why}")
+        }
+        _ => tracing::info!(uid, pid, "viewer disconnected after {secs:.1}s: {why}"),
     }
-    tracing::info!(
-        uid = peer.uid,
-        pid = peer.pid,
-        "viewer disconnected after {secs:.1}s: {}",
-        end.describe()
-    );
 }
 
 /// Answer a connection over the viewer cap with a clear refusal, then close.
