@@ -1112,3 +1112,132 @@ async fn descriptor_exhaustion_is_reported_once_and_survived() {
     assert!(!text.contains("panicked"), "{text}");
     drop(child);
 }
+
+/// Wait for a notification line `want` on `notify`, collecting everything seen.
+fn await_notify(notify: &std::os::unix::net::UnixDatagram, want: &str, seen: &mut Vec<String>) {
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        let n = notify.recv(&mut buf).expect("notification in time");
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let hit = text.lines().any(|l| l == want);
+        seen.push(text);
+        if hit {
+            return;
+        }
+    }
+    panic!("no {want}: {seen:?}");
+}
+
+#[test]
+fn systemd_socket_activation_is_used_and_left_alone() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("activated.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let notify_path = dir.path().join("notify");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(WAIT)).unwrap();
+    let fd = listener.as_raw_fd();
+    let mut cmd = std::process::Command::new("/bin/sh");
+    // LISTEN_PID must be the daemon's pid: the shell's own, which exec keeps.
+    cmd.args([
+        "-c",
+        "LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" \"$@\"",
+        env!("CARGO_BIN_EXE_sstopd"),
+        "--collector",
+        "synthetic",
+        "--socket",
+    ])
+    .arg(dir.path().join("unused.sock"))
+    .env("NOTIFY_SOCKET", &notify_path)
+    .stderr(std::fs::File::create(dir.path().join("log")).unwrap());
+    // SAFETY: dup2 and fcntl are async-signal-safe; they put the listener at
+    // fd 3 (SD_LISTEN_FDS_START) without close-on-exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let ok = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0) >= 0
+            } else {
+                libc::dup2(fd, 3) >= 0
+            };
+            if !ok {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = Child(cmd.spawn().expect("spawn sstopd"));
+    drop(listener);
+    let mut seen = Vec::new();
+    let log = dir.path().join("log");
+    let mut buf = [0u8; 4096];
+    match notify.recv(&mut buf) {
+        Ok(n) => seen.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+        Err(e) => panic!("{e}: {}", std::fs::read_to_string(&log).unwrap_or_default()),
+    }
+    if !seen[0].lines().any(|l| l == "READY=1") {
+        await_notify(&notify, "READY=1", &mut seen);
+    }
+    assert!(
+        !dir.path().join("unused.sock").exists(),
+        "--socket is not bound when systemd passes one"
+    );
+    // Served on the activated socket.
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    write_frame(
+        &mut s,
+        &ClientMsg::Hello {
+            protocol: PROTOCOL_VERSION,
+            client: "t".into(),
+        },
+    )
+    .unwrap();
+    let p = read_frame(&mut s).unwrap().unwrap();
+    assert!(matches!(
+        decode_payload::<ServerMsg>(&p).unwrap(),
+        ServerMsg::Welcome(_)
+    ));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.0.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    await_notify(&notify, "STOPPING=1", &mut seen);
+    let mut child = child;
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(st) = child.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(sock.exists(), "the activated socket belongs to systemd");
+}
+
+#[test]
+fn unknown_kill_group_stops_startup_with_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sstopd"))
+        .args([
+            "--collector",
+            "synthetic",
+            "--kill-group",
+            "no-such-group-sstt",
+        ])
+        .arg("--socket")
+        .arg(dir.path().join("d.sock"))
+        .output()
+        .expect("run sstopd");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--kill-group") && stderr.contains("no-such-group-sstt"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("d.sock").exists());
+}
