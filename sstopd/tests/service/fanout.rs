@@ -51,7 +51,7 @@ async fn never_reading_viewer_is_dropped_without_slowing_others() {
         c.write_timeout = Duration::from_millis(800);
         // Big frames fill the socket buffers quickly.
         c.synthetic = SyntheticSize {
-            processes: 1500,
+            processes: 600,
             sockets_per_process: 1,
         };
     })
