@@ -236,7 +236,9 @@ impl<'a> Session<'a> {
     ) -> End {
         let mut ticks = self.ctx.hub.subscribe_ticks();
         let mut sub: Option<Subscription> = None;
+        // `at` of the last tick whose snapshot we sent, and of the last detail we sent (with its pid).
         let mut last_sent: Option<Instant> = None;
+        let mut detail_sent: Option<(Instant, u32)> = None;
         loop {
             tokio::select! {
                 biased;
@@ -261,8 +263,9 @@ impl<'a> Session<'a> {
                             // Send the latest at once: a late joiner's first frame carries the history.
                             let latest = ticks.borrow_and_update().clone();
                             if let Some(tick) = latest {
-                                if let Err(end) = out.send_tick(&tick, s.detail_pid).await {
-                                    return end;
+                                match out.send_tick(&tick, s.detail_pid).await {
+                                    Ok(detail) => detail_sent = detail.or(detail_sent),
+                                    Err(end) => return end,
                                 }
                                 last_sent = Some(tick.at);
                             }
@@ -292,10 +295,20 @@ impl<'a> Session<'a> {
                     let Some(tick) = ticks.borrow_and_update().clone() else { continue };
                     let Some(s) = sub else { continue };
                     if is_due(last_sent, &tick, s.interval) {
-                        if let Err(end) = out.send_tick(&tick, s.detail_pid).await {
-                            return end;
+                        match out.send_tick(&tick, s.detail_pid).await {
+                            Ok(detail) => detail_sent = detail.or(detail_sent),
+                            Err(end) => return end,
                         }
                         last_sent = Some(tick.at);
+                    } else if let Some(pid) = s.detail_pid {
+                        // The tick we already sent, now with the detail this viewer asked for.
+                        let fresh = last_sent == Some(tick.at) && detail_sent != Some((tick.at, pid));
+                        if let Some(frame) = tick.details.get(&pid).filter(|_| fresh) {
+                            if let Err(end) = out.send(frame).await {
+                                return end;
+                            }
+                            detail_sent = Some((tick.at, pid));
+                        }
                     }
                 }
             }
@@ -374,12 +387,20 @@ impl Writer {
         }
     }
 
-    async fn send_tick(&mut self, tick: &Tick, detail_pid: Option<u32>) -> Result<(), End> {
+    /// Snapshot, then the detail for `detail_pid` if the tick has it.
+    /// Returns which detail went out, if any.
+    async fn send_tick(
+        &mut self,
+        tick: &Tick,
+        detail_pid: Option<u32>,
+    ) -> Result<Option<(Instant, u32)>, End> {
         self.send(&tick.snapshot).await?;
-        if let Some(frame) = detail_pid.and_then(|pid| tick.details.get(&pid)) {
+        if let Some((pid, frame)) = detail_pid.and_then(|pid| Some((pid, tick.details.get(&pid)?)))
+        {
             self.send(frame).await?;
+            return Ok(Some((tick.at, pid)));
         }
-        Ok(())
+        Ok(None)
     }
 }
 

@@ -213,3 +213,30 @@ async fn detail_goes_only_to_the_viewer_that_asked() {
     );
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_detail_request_is_answered_without_waiting_for_the_next_tick() {
+    let d = Daemon::start(|c| c.interval = Duration::from_secs(10)).await;
+    let mut v = d.subscribed(10_000, None).await;
+    let first = v.snapshot().await;
+    let asked = Instant::now();
+    v.send(&ClientMsg::Subscribe {
+        interval_ms: 10_000,
+        detail_pid: Some(10_005),
+    })
+    .await;
+    let detail = loop {
+        match v.recv_within(Duration::from_secs(3)).await {
+            Ok(Some(ServerMsg::Detail(det))) => break det,
+            Ok(Some(ServerMsg::Snapshot(s))) => {
+                assert_eq!(s.seq, first.seq, "no new sample needed")
+            }
+            other => panic!("no detail within 3 s of asking (ticks are 10 s apart): {other:?}"),
+        }
+    };
+    assert!(asked.elapsed() < Duration::from_secs(3));
+    assert_eq!(detail.pid, 10_005);
+    assert_eq!(detail.start_time, 1_005);
+    assert_eq!(detail.connections.len(), 4);
+    d.stop().await;
+}
