@@ -7,6 +7,7 @@ pub mod listener;
 pub mod ratelimit;
 pub mod sampler;
 pub mod session;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
