@@ -31,7 +31,22 @@ pub struct Tick {
     /// `ServerMsg::Detail` per pid some viewer asked for.
     pub details: HashMap<u32, FrameBytes>,
     /// (pid, start_time) of every process in this snapshot, for kill requests.
-    pub in_view: HashSet<(u32, u64)>,
+    pub in_view: Arc<HashSet<(u32, u64)>>,
+}
+
+impl Tick {
+    /// The same tick with more detail frames (a viewer asked for a new pid
+    /// between ticks): the snapshot bytes are shared, not re-encoded.
+    pub fn with_details(&self, details: HashMap<u32, FrameBytes>) -> Tick {
+        Tick {
+            seq: self.seq,
+            at: self.at,
+            interval: self.interval,
+            snapshot: Arc::clone(&self.snapshot),
+            details,
+            in_view: Arc::clone(&self.in_view),
+        }
+    }
 }
 
 /// What one viewer asked for.

@@ -72,6 +72,9 @@ impl Listener {
                 .mode(0o755)
                 .create(parent)
                 .map_err(io_err("cannot create directory", parent))?;
+            // Viewers must reach the socket whatever our umask is.
+            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755))
+                .map_err(io_err("cannot set mode of", parent))?;
         }
         clear_stale(path)?;
 
@@ -182,8 +185,12 @@ fn clear_stale(path: &Path) -> Result<(), ListenError> {
             path: path.to_path_buf(),
         });
     }
-    match std::os::unix::net::UnixStream::connect(path) {
-        Ok(_) => Err(ListenError::AlreadyRunning {
+    match probe(path) {
+        // A full backlog (EAGAIN) also means someone is listening.
+        Ok(()) => Err(ListenError::AlreadyRunning {
+            path: path.to_path_buf(),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(ListenError::AlreadyRunning {
             path: path.to_path_buf(),
         }),
         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
@@ -197,6 +204,13 @@ fn clear_stale(path: &Path) -> Result<(), ListenError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io_err("cannot probe existing socket", path)(e)),
     }
+}
+
+/// Connect without blocking: a live daemon with a full backlog must not hang our start.
+fn probe(path: &Path) -> io::Result<()> {
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    socket.connect(&SockAddr::unix(path)?)
 }
 
 /// Removes a path on drop unless disarmed.
@@ -261,6 +275,28 @@ mod tests {
         assert!(spec.path.exists());
         let _l = Listener::bind(&spec).unwrap();
         std::os::unix::net::UnixStream::connect(&spec.path).unwrap();
+    }
+
+    #[tokio::test]
+    async fn live_daemon_with_full_backlog_is_detected_without_hanging() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = spec(dir.path(), 0o600);
+        std::fs::create_dir_all(spec.path.parent().unwrap()).unwrap();
+        let busy = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+        busy.bind(&SockAddr::unix(&spec.path).unwrap()).unwrap();
+        busy.listen(0).unwrap();
+        // Fill the backlog; it never accepts.
+        let mut pending = Vec::new();
+        for _ in 0..4 {
+            let c = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+            c.set_nonblocking(true).unwrap();
+            let _ = c.connect(&SockAddr::unix(&spec.path).unwrap());
+            pending.push(c);
+        }
+        let t = std::time::Instant::now();
+        let err = Listener::bind(&spec).unwrap_err();
+        assert!(matches!(err, ListenError::AlreadyRunning { .. }), "{err}");
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
     }
 
     #[tokio::test]

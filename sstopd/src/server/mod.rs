@@ -7,6 +7,7 @@ pub mod listener;
 pub mod ratelimit;
 pub mod sampler;
 pub mod session;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,8 @@ use session::SessionCtx;
 
 /// How long to pause accepting after running out of descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Repeat the out-of-descriptors error at most this often.
+const FD_WARN_EVERY: Duration = Duration::from_secs(60);
 /// How long shutdown waits for sessions and the collection loop.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -187,7 +190,7 @@ async fn accept_loop(
 ) -> Result<(), ServiceError> {
     let slots = Arc::new(Semaphore::new(max_viewers));
     let mut sessions = JoinSet::new();
-    let mut fd_warned = false;
+    let mut fd_warned: Option<std::time::Instant> = None;
     let result = loop {
         tokio::select! {
             biased;
@@ -215,9 +218,13 @@ async fn accept_loop(
                     }
                 },
                 Err(e) if is_fd_exhaustion(&e) => {
-                    if !fd_warned {
-                        tracing::error!("cannot accept viewers: out of file descriptors ({e}); retrying");
-                        fd_warned = true;
+                    // Once, not per retry (at most once a minute for a long-lived shortage).
+                    if fd_warned.is_none_or(|t| t.elapsed() > FD_WARN_EVERY) {
+                        tracing::error!(
+                            "cannot accept viewers: out of file descriptors ({e}); \
+                             retrying every {ACCEPT_BACKOFF:?} (raise LimitNOFILE?)"
+                        );
+                        fd_warned = Some(std::time::Instant::now());
                     }
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                 }

@@ -158,7 +158,8 @@ fn run_loop(
                 wait = wait.min(period.saturating_sub(last_ping.elapsed()));
             }
             match wake.recv_timeout(wait) {
-                Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+                Ok(()) => fill_missing_details(&agg, hub),
+                Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
@@ -203,11 +204,13 @@ fn tick(
     let mut snapshot = agg.snapshot();
     snapshot.collector.notes.extend(error_note);
     let seq = snapshot.seq;
-    let in_view = snapshot
-        .processes
-        .iter()
-        .map(|p| (p.pid, p.start_time))
-        .collect();
+    let in_view = Arc::new(
+        snapshot
+            .processes
+            .iter()
+            .map(|p| (p.pid, p.start_time))
+            .collect(),
+    );
     let frame = match encode_frame(&ServerMsg::Snapshot(Box::new(snapshot))) {
         Ok(f) => FrameBytes::from(f),
         Err(e) => {
@@ -217,18 +220,7 @@ fn tick(
     };
     let mut details = HashMap::new();
     for pid in hub.detail_pids() {
-        // A pid that is gone gets an empty list, so its viewer stops showing stale rows.
-        let detail = agg.detail(pid).unwrap_or(Detail {
-            pid,
-            start_time: 0,
-            connections: Vec::new(),
-        });
-        match encode_frame(&ServerMsg::Detail(detail)) {
-            Ok(f) => {
-                details.insert(pid, FrameBytes::from(f));
-            }
-            Err(e) => tracing::warn!("detail for pid {pid} not sent: {e}"),
-        }
+        add_detail(agg, pid, &mut details);
     }
     hub.publish(Tick {
         seq,
@@ -239,6 +231,41 @@ fn tick(
         in_view,
     });
     sockets
+}
+
+/// Encode `pid`'s connections into `details`. A pid that is gone gets an
+/// empty list, so its viewer stops showing stale rows.
+fn add_detail(agg: &Aggregator, pid: u32, details: &mut HashMap<u32, FrameBytes>) {
+    let detail = agg.detail(pid).unwrap_or(Detail {
+        pid,
+        start_time: 0,
+        connections: Vec::new(),
+    });
+    match encode_frame(&ServerMsg::Detail(detail)) {
+        Ok(f) => {
+            details.insert(pid, FrameBytes::from(f));
+        }
+        Err(e) => tracing::warn!("detail for pid {pid} not sent: {e}"),
+    }
+}
+
+/// A viewer asked for a pid the latest tick has no detail for: add it to
+/// that tick now instead of making the viewer wait a whole interval.
+fn fill_missing_details(agg: &Aggregator, hub: &Hub) {
+    let Some(latest) = hub.latest() else { return };
+    let missing: Vec<u32> = hub
+        .detail_pids()
+        .into_iter()
+        .filter(|pid| !latest.details.contains_key(pid))
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let mut details = latest.details.clone();
+    for pid in missing {
+        add_detail(agg, pid, &mut details);
+    }
+    hub.publish(latest.with_details(details));
 }
 
 fn wall_ms() -> u64 {

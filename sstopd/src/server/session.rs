@@ -12,12 +12,13 @@ use proto::{
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::mpsc;
+use tokio::net::unix::OwnedReadHalf;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::hub::{Hub, Subscription, Tick, ViewerGuard};
 use super::ratelimit::TokenBucket;
+use super::writer::{Pace, Writer};
 use crate::kill::{self, KillPolicy, KillRequest};
 use crate::peer::Peer;
 
@@ -34,7 +35,7 @@ pub struct SessionCtx {
 
 /// Why a session ended (logged at disconnect).
 #[derive(Debug)]
-enum End {
+pub(super) enum End {
     /// The viewer closed its end.
     Closed,
     Shutdown,
@@ -72,22 +73,14 @@ pub async fn serve(stream: UnixStream, ctx: Arc<SessionCtx>, stop: CancellationT
     let started = Instant::now();
     let end = Session::new(stream, &ctx, peer.clone()).run(&stop).await;
     let secs = started.elapsed().as_secs_f32();
+    let (uid, pid, why) = (peer.uid, peer.pid, end.describe());
     match &end {
-        End::Gone(e) => tracing::debug!(uid = peer.uid, pid = peer.pid, "peer error: {e}"),
-        End::Refused(..) | End::HandshakeTimeout | End::WriteTimeout => tracing::warn!(
-            uid = peer.uid,
-            pid = peer.pid,
-            "viewer dropped after {secs:.1}s: {}",
-            end.describe()
-        ),
-        _ => {}
+        // The viewer misbehaved or stalled: worth an operator's attention.
+        End::Refused(..) | End::HandshakeTimeout | End::WriteTimeout => {
+            tracing::warn!(uid, pid, "viewer dropped after {secs:.1}s: {why}")
+        }
+        _ => tracing::info!(uid, pid, "viewer disconnected after {secs:.1}s: {why}"),
     }
-    tracing::info!(
-        uid = peer.uid,
-        pid = peer.pid,
-        "viewer disconnected after {secs:.1}s: {}",
-        end.describe()
-    );
 }
 
 /// Answer a connection over the viewer cap with a clear refusal, then close.
@@ -243,70 +236,72 @@ impl<'a> Session<'a> {
         stop: &CancellationToken,
     ) -> End {
         let mut ticks = self.ctx.hub.subscribe_ticks();
-        let mut sub: Option<Subscription> = None;
-        let mut last_sent: Option<Instant> = None;
+        let mut pace = Pace::default();
         loop {
-            tokio::select! {
+            let step = tokio::select! {
                 biased;
-                _ = stop.cancelled() => return End::Shutdown,
-                req = requests.recv() => {
-                    let msg = match req {
-                        None => return End::Closed,
-                        Some(Err(e)) => {
-                            let end = bad_frame(e);
-                            if let End::Refused(code, text) = &end {
-                                let _ = out.send_msg(&ServerMsg::Error { code: *code, message: text.clone() }).await;
-                            }
-                            return end;
-                        }
-                        Some(Ok(msg)) => msg,
-                    };
-                    match msg {
-                        ClientMsg::Subscribe { interval_ms, detail_pid } => {
-                            let s = Subscription::new(interval_ms, detail_pid);
-                            viewer.set_subscription(s);
-                            sub = Some(s);
-                            // Send the latest at once: a late joiner's first frame carries the history.
-                            let latest = ticks.borrow_and_update().clone();
-                            if let Some(tick) = latest {
-                                if let Err(end) = out.send_tick(&tick, s.detail_pid).await {
-                                    return end;
-                                }
-                                last_sent = Some(tick.at);
-                            }
-                        }
-                        ClientMsg::Kill { pid, start_time, signal } => {
-                            let result = self.kill(pid, start_time, signal).await;
-                            if let Err(end) = out.send_msg(&ServerMsg::KillResult(result)).await {
-                                return end;
-                            }
-                        }
-                        ClientMsg::Ping => {
-                            if let Err(end) = out.send_msg(&ServerMsg::Pong).await {
-                                return end;
-                            }
-                        }
-                        ClientMsg::Hello { .. } => {
-                            let text = "Hello sent twice".to_string();
-                            let _ = out.send_msg(&ServerMsg::Error { code: ErrorCode::BadRequest, message: text.clone() }).await;
-                            return End::Refused(ErrorCode::BadRequest, text);
+                _ = stop.cancelled() => Err(End::Shutdown),
+                req = requests.recv() => match req {
+                    None => Err(End::Closed),
+                    Some(Err(e)) => Err(out.refuse(bad_frame(e)).await),
+                    Some(Ok(msg)) => self.answer(msg, &mut out, viewer, &mut pace, &mut ticks).await,
+                },
+                changed = ticks.changed(), if pace.sub.is_some() => match changed {
+                    Err(_) => Err(End::Shutdown),
+                    Ok(()) => {
+                        let tick = ticks.borrow_and_update().clone();
+                        match tick {
+                            Some(tick) => pace.deliver(&mut out, &tick, false).await,
+                            None => Ok(()),
                         }
                     }
-                }
-                changed = ticks.changed(), if sub.is_some() => {
-                    if changed.is_err() {
-                        return End::Shutdown;
-                    }
-                    let Some(tick) = ticks.borrow_and_update().clone() else { continue };
-                    let Some(s) = sub else { continue };
-                    if is_due(last_sent, &tick, s.interval) {
-                        if let Err(end) = out.send_tick(&tick, s.detail_pid).await {
-                            return end;
-                        }
-                        last_sent = Some(tick.at);
-                    }
+                },
+            };
+            if let Err(end) = step {
+                return end;
+            }
+        }
+    }
+
+    /// Handle one request from the viewer.
+    async fn answer(
+        &mut self,
+        msg: ClientMsg,
+        out: &mut Writer,
+        viewer: &ViewerGuard,
+        pace: &mut Pace,
+        ticks: &mut watch::Receiver<Option<Arc<Tick>>>,
+    ) -> Result<(), End> {
+        match msg {
+            ClientMsg::Subscribe {
+                interval_ms,
+                detail_pid,
+            } => {
+                let sub = Subscription::new(interval_ms, detail_pid);
+                viewer.set_subscription(sub);
+                pace.sub = Some(sub);
+                // The latest at once: a late joiner's first frame carries the history.
+                let latest = ticks.borrow_and_update().clone();
+                match latest {
+                    Some(tick) => pace.deliver(out, &tick, true).await,
+                    None => Ok(()),
                 }
             }
+            ClientMsg::Kill {
+                pid,
+                start_time,
+                signal,
+            } => {
+                let result = self.kill(pid, start_time, signal).await;
+                out.send_msg(&ServerMsg::KillResult(result)).await
+            }
+            ClientMsg::Ping => out.send_msg(&ServerMsg::Pong).await,
+            ClientMsg::Hello { .. } => Err(out
+                .refuse(End::Refused(
+                    ErrorCode::BadRequest,
+                    "Hello sent twice".into(),
+                ))
+                .await),
         }
     }
 
@@ -348,49 +343,6 @@ impl<'a> Session<'a> {
     }
 }
 
-/// Should a viewer pacing at `interval` get `tick`, having last got the tick taken at `last`?
-/// Half the loop's own interval is tolerated, so a viewer at the loop's pace gets every
-/// tick despite jitter and a slower one gets one per `interval`.
-fn is_due(last: Option<Instant>, tick: &Tick, interval: Duration) -> bool {
-    let Some(last) = last else { return true };
-    let slack = tick.interval / 2;
-    tick.at.saturating_duration_since(last) + slack >= interval
-}
-
-/// The write half, every write bounded by the write timeout.
-struct Writer {
-    wr: OwnedWriteHalf,
-    timeout: Duration,
-}
-
-impl Writer {
-    async fn send(&mut self, bytes: &[u8]) -> Result<(), End> {
-        match tokio::time::timeout(self.timeout, self.wr.write_all(bytes)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(gone(e)),
-            Err(_) => Err(End::WriteTimeout),
-        }
-    }
-
-    async fn send_msg(&mut self, msg: &ServerMsg) -> Result<(), End> {
-        match encode_frame(msg) {
-            Ok(frame) => self.send(&frame).await,
-            Err(e) => {
-                tracing::error!("cannot encode a reply: {e}");
-                Ok(())
-            }
-        }
-    }
-
-    async fn send_tick(&mut self, tick: &Tick, detail_pid: Option<u32>) -> Result<(), End> {
-        self.send(&tick.snapshot).await?;
-        if let Some(frame) = detail_pid.and_then(|pid| tick.details.get(&pid)) {
-            self.send(frame).await?;
-        }
-        Ok(())
-    }
-}
-
 /// Read frames until EOF or an error (which is passed on, then the loop ends).
 async fn read_loop(mut rd: OwnedReadHalf, tx: mpsc::Sender<Result<ClientMsg, CodecError>>) {
     loop {
@@ -425,7 +377,7 @@ fn bad_frame(e: CodecError) -> End {
 }
 
 /// A viewer closing mid-stream (EPIPE, ECONNRESET) is an ordinary disconnect.
-fn gone(e: io::Error) -> End {
+pub(super) fn gone(e: io::Error) -> End {
     match e.kind() {
         io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => {
             tracing::debug!("viewer went away: {e}");
