@@ -537,37 +537,106 @@ fn version_mismatch_names_both_versions() {
     );
 }
 
-#[test]
-fn kill_subcommand_prints_the_daemons_answer() {
-    let dir = open_tempdir();
-    let socket = dir.path().join("d.sock");
-    let _daemon = Daemon::start(&socket, &[]);
-    let mut target = Command::new("sleep").arg("30").spawn().unwrap();
-    let pid = target.id().to_string();
-    let out = Command::new(SSTOP)
+/// A daemon with the real collector (root, as CI runs), so real processes are in its view.
+fn start_real_daemon(socket: &Path) -> Daemon {
+    let child = Command::new(sstopd_bin())
+        .arg("--socket")
+        .arg(socket)
+        .args([
+            "--collector",
+            "auto",
+            "--interval",
+            "200ms",
+            "--log-level",
+            "warn",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let d = Daemon { child };
+    let up = wait_for(Duration::from_secs(10), || {
+        std::os::unix::net::UnixStream::connect(socket).ok()
+    });
+    assert!(up.is_some(), "sstopd did not start on {}", socket.display());
+    d
+}
+
+fn sstop_kill(socket: &Path, pid: u32, signal: &str) -> Output {
+    Command::new(SSTOP)
         .args([
             "--socket",
             socket.to_str().unwrap(),
             "kill",
-            &pid,
+            &pid.to_string(),
             "--signal",
-            "TERM",
+            signal,
         ])
         .output()
+        .unwrap()
+}
+
+#[test]
+fn kill_subcommand_signals_a_process_the_daemon_shows() {
+    let dir = open_tempdir();
+    let socket = dir.path().join("d.sock");
+    let _daemon = start_real_daemon(&socket);
+    // A process with a listening socket: the daemon shows it, so it may be signalled.
+    let mut target = Command::new("python3")
+        .args([
+            "-c",
+            "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); time.sleep(60)",
+        ])
+        .spawn()
         .unwrap();
+    let pid = target.id();
+    let shown = wait_for(Duration::from_secs(15), || {
+        let out = Command::new(SSTOP)
+            .args(["--socket", socket.to_str().unwrap(), "--json", "--once"])
+            .output()
+            .unwrap();
+        let frame: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        frame["processes"]
+            .as_array()?
+            .iter()
+            .any(|p| p["pid"] == pid)
+            .then_some(())
+    });
+    assert!(shown.is_some(), "the daemon never showed pid {pid}");
+    let out = sstop_kill(&socket, pid, "TERM");
     let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("sent SIGTERM"), "{stdout}");
+    let status = wait_for(Duration::from_secs(5), || target.try_wait().unwrap());
+    let status = status.unwrap_or_else(|| panic!("daemon said sent, but {pid} lives"));
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGTERM));
+}
+
+#[test]
+fn kill_subcommand_refuses_a_process_the_daemon_does_not_show() {
+    let dir = open_tempdir();
+    let socket = dir.path().join("d.sock");
+    let _daemon = Daemon::start(&socket, &[]);
+    // `sleep` has no sockets, and the synthetic collector shows none of our pids.
+    let mut target = Command::new("sleep").arg("30").spawn().unwrap();
+    let pid = target.id();
+    let out = sstop_kill(&socket, pid, "TERM");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // Exit 0 exactly when the daemon says it sent the signal; then the target really died.
-    if out.status.success() {
-        assert!(stdout.contains("sent SIGTERM"), "{stdout}");
-        let gone = wait_for(Duration::from_secs(5), || target.try_wait().unwrap());
-        assert!(gone.is_some(), "daemon said sent, but {pid} lives");
-    } else {
-        assert!(
-            stderr.contains("SIGTERM not sent") && stderr.contains(&pid),
-            "{stderr}"
-        );
-    }
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("not among the processes sstopd shows"),
+        "{stderr}"
+    );
+    assert!(
+        target.try_wait().unwrap().is_none(),
+        "{pid} must be untouched"
+    );
     let _ = target.kill();
     let _ = target.wait();
 }
