@@ -84,6 +84,9 @@ fn transfer_over_veth(v6: bool, up: u64, down: u64, tag: &str) {
         ok,
         "client {cname}: up {got_up} down {got_down}, want {want:?}"
     );
+    // Still listed under its own name after exiting, marked gone.
+    let row = m.last.processes.iter().find(|p| p.pid == pid).unwrap();
+    assert_eq!((row.name.as_str(), row.alive), (cname.as_str(), false));
     assert_sums(&m.last);
     drop(server);
 }
