@@ -160,11 +160,23 @@ pub enum CollectorChoice {
 pub fn open(choice: CollectorChoice) -> Result<Box<dyn Collector>, CollectError> {
     match choice {
         CollectorChoice::Synthetic => Ok(Box::new(synthetic::SyntheticCollector::new(200, 4))),
+        #[cfg(target_os = "linux")]
+        CollectorChoice::Netlink => open_netlink(),
+        #[cfg(target_os = "linux")]
+        CollectorChoice::Packet => Ok(Box::new(linux::fallback::PacketCollector::open())),
+        // netlink where the kernel has inet_diag, else /proc/net + AF_PACKET (B12).
+        #[cfg(target_os = "linux")]
+        CollectorChoice::Auto => open_netlink().or_else(|e| {
+            tracing::warn!("{e}; using the packet collector");
+            let why = format!("fallback collector in use: {e}");
+            Ok(
+                Box::new(linux::fallback::PacketCollector::open().because(why))
+                    as Box<dyn Collector>,
+            )
+        }),
         #[cfg(target_os = "macos")]
         CollectorChoice::Auto => Ok(Box::new(macos::MacosCollector::system())),
-        #[cfg(target_os = "linux")]
-        CollectorChoice::Auto | CollectorChoice::Netlink => open_netlink(),
-        // (packet engineer) `CollectorChoice::Packet`, and Auto falling back to it.
+        #[cfg(not(target_os = "linux"))]
         other => Err(CollectError::Unavailable(format!("collector {other:?}"))),
     }
 }

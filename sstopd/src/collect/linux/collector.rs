@@ -12,6 +12,7 @@ use proto::{Caps, CollectorMode, Note};
 
 use super::attribution::{Attribution, ConnectSeen};
 use super::ifaces::IfaceSource;
+use super::packet::{Keep, PacketCounter};
 use super::procmap::{ProcMap, Wanted, pid};
 use crate::collect::{
     ClosedSocket, CollectError, Collector, ProcKey, ProcessInfo, Sample, SocketSample,
@@ -50,23 +51,26 @@ pub struct LinuxCollector {
     proc_root: PathBuf,
     procmap: ProcMap,
     ifaces: IfaceSource,
+    /// `/proc/thread-self/net` under `proc_root`: this thread's network namespace.
+    net_dir: PathBuf,
     attribution: Attribution,
     /// Processes seen owning sockets or connecting, kept after they exit.
     remembered: HashMap<ProcKey, (ProcessInfo, Duration)>,
     /// Closed sockets held back for a late connect record, and how often they were tried.
     unnamed: Vec<(ClosedSocket, u32)>,
     epoch: Instant,
+    /// AF_PACKET counting of UDP/ICMP/raw bytes (and TCP in the fallback).
+    packet: Option<PacketCounter>,
 }
 
 impl LinuxCollector {
     /// Over the real kernel and `/proc`, `/sys`.
     pub fn open() -> Result<Self, CollectError> {
         let kernel = super::kernel::NetlinkKernel::open()?;
-        Ok(Self::with_kernel(
-            Box::new(kernel),
-            "/proc",
-            IfaceSource::default(),
-        ))
+        Ok(
+            Self::with_kernel(Box::new(kernel), "/proc", IfaceSource::default())
+                .with_packet(PacketCounter::open(Keep::NonTcp)),
+        )
     }
 
     /// Over any kernel source and /proc tree (tests, benchmarks).
@@ -79,13 +83,21 @@ impl LinuxCollector {
         LinuxCollector {
             kernel,
             procmap: ProcMap::new(proc_root.clone()),
+            net_dir: proc_root.join("thread-self/net"),
             proc_root,
             ifaces,
             attribution: Attribution::default(),
             remembered: HashMap::new(),
             unnamed: Vec::new(),
             epoch: Instant::now(),
+            packet: None,
         }
+    }
+
+    /// Count captured bytes into the sockets (see [`PacketCounter`]).
+    pub fn with_packet(mut self, packet: PacketCounter) -> Self {
+        self.packet = Some(packet);
+        self
     }
 
     /// Step 1: name the connectors now, while they may still be alive.
@@ -262,7 +274,7 @@ impl Collector for LinuxCollector {
     fn caps(&self) -> Caps {
         Caps {
             kill: false,
-            packet_bytes: false,
+            packet_bytes: self.packet.as_ref().is_some_and(PacketCounter::available),
             closed_connections: self.kernel.reports_closed(),
             all_users: !self.procmap.denied(),
         }
@@ -278,12 +290,23 @@ impl Collector for LinuxCollector {
 
         // 2. Every socket, 3.–4. with its owners.
         let mut sockets = self.kernel.dump(&mut notes)?;
+
+        // PACKET STEP (before owners, so sockets that carry bytes get theirs searched):
+        // raw/ping/SCTP sockets from /proc/net, captured bytes into UDP/ICMP/raw sockets,
+        // frames no socket explains; captured sockets gone since the last dump come back
+        // in `packet_closed` with their final bytes (named in step 5 like the others).
+        let mut packet_closed = Vec::new();
+        let packet = self.packet.as_mut().map(|p| {
+            sockets.extend(PacketCounter::extra_sockets(&self.net_dir));
+            p.account(&mut sockets, &mut packet_closed)
+        });
         self.fill_owners(&mut sockets, hint_pids, now);
 
         // 5. Sockets closed since the last call, with their final counters. Connects are
         // drained once more first-hand: a connection that opened and closed during the
         // dump has its connect event in the ring by now.
         let mut closed = self.kernel.drain_closed(&mut notes);
+        closed.append(&mut packet_closed);
         let late = self.kernel.drain_connects(&mut Vec::new());
         self.learn_connects(late, now);
         let mut tries = vec![0; closed.len()];
@@ -299,11 +322,10 @@ impl Collector for LinuxCollector {
             closed,
             ..Sample::default()
         };
-
-        // PACKET STEP: the AF_PACKET engineer fills UDP/ICMP/raw `sent/received` on
-        // `sample.sockets` (matched by 5-tuple or local port) and pushes
-        // `sample.unexplained` flows and `sample.capture_drops` here, after the socket
-        // list and its owners are final and before processes are described.
+        if let Some(acc) = packet {
+            acc.apply(&mut sample);
+            notes.append(&mut sample.notes);
+        }
 
         // 6. Who the owners are.
         sample.processes = self.describe(&sample, now);

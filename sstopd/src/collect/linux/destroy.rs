@@ -141,3 +141,80 @@ fn set_rcvbuf(socket: &Socket, bytes: usize) -> Result<(), NetlinkError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A destroy event as the kernel broadcasts it: header, inet_diag_msg, attributes.
+    fn event(protocol: Option<u8>, with_info: bool) -> Vec<u8> {
+        let mut p = vec![2u8, 7, 0, 0];
+        p.extend_from_slice(&40000u16.to_be_bytes());
+        p.extend_from_slice(&443u16.to_be_bytes());
+        p.extend_from_slice(&[192, 0, 2, 10]);
+        p.extend_from_slice(&[0; 12]);
+        p.extend_from_slice(&[198, 51, 100, 7]);
+        p.extend_from_slice(&[0; 12]);
+        p.extend_from_slice(&[0; 4]); // if
+        p.extend_from_slice(&7u32.to_ne_bytes());
+        p.extend_from_slice(&1u32.to_ne_bytes());
+        p.extend_from_slice(&[0; 20]); // expires, queues, uid, inode
+        if let Some(proto) = protocol {
+            p.extend_from_slice(&5u16.to_ne_bytes());
+            p.extend_from_slice(&8u16.to_ne_bytes());
+            p.extend_from_slice(&[proto, 0, 0, 0]);
+        }
+        if with_info {
+            let mut info = vec![0u8; 280];
+            info[120..128].copy_from_slice(&3002u64.to_ne_bytes());
+            info[128..136].copy_from_slice(&1u64.to_ne_bytes());
+            info[200..208].copy_from_slice(&3000u64.to_ne_bytes());
+            p.extend_from_slice(&284u16.to_ne_bytes());
+            p.extend_from_slice(&2u16.to_ne_bytes());
+            p.extend_from_slice(&info);
+        }
+        let mut m = ((16 + p.len()) as u32).to_ne_bytes().to_vec();
+        m.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+        m.extend_from_slice(&[0; 10]); // flags, seq, pid
+        m.extend_from_slice(&p);
+        m
+    }
+
+    #[test]
+    fn events_parse_with_final_counters_and_protocol() {
+        let mut dgram = event(Some(6), true);
+        dgram.extend(event(Some(17), false));
+        dgram.extend(event(None, true));
+        let mut batch = DestroyBatch::default();
+        parse_events(&dgram, &mut batch);
+        assert_eq!(batch.malformed, 0);
+        assert_eq!(batch.closed.len(), 3);
+        let tcp = &batch.closed[0];
+        assert_eq!(tcp.cookie, 1 << 32 | 7);
+        assert_eq!(tcp.local, "192.0.2.10:40000".parse().unwrap());
+        assert_eq!(tcp.remote, Some("198.51.100.7:443".parse().unwrap()));
+        assert_eq!(tcp.state, Some(proto::TcpState::Close));
+        assert_eq!(
+            (tcp.payload_sent(), tcp.payload_received()),
+            (Some(3000), Some(0))
+        );
+        assert_eq!(batch.closed[1].proto, Proto::Udp);
+        assert_eq!(batch.closed[1].payload_sent(), None);
+        // No INET_DIAG_PROTOCOL (older kernels): our groups are TCP-only.
+        assert_eq!(batch.closed[2].proto, Proto::Tcp);
+    }
+
+    #[test]
+    fn cut_events_are_counted_not_fatal() {
+        let whole = event(Some(6), true);
+        let mut batch = DestroyBatch::default();
+        parse_events(&whole[..60], &mut batch);
+        let mut short = event(Some(6), false);
+        short.truncate(16 + 40);
+        short[..4].copy_from_slice(&56u32.to_ne_bytes());
+        parse_events(&short, &mut batch);
+        parse_events(&[], &mut batch);
+        assert!(batch.closed.is_empty());
+        assert_eq!(batch.malformed, 2);
+    }
+}

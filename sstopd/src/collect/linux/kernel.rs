@@ -167,6 +167,11 @@ impl Kernel for NetlinkKernel {
             notes.push(Note::warning(
                 "no UDP sock_diag handler (udp_diag): UDP sockets are read from /proc/net/udp instead",
             ));
+            let net = std::path::Path::new("/proc/thread-self/net");
+            match super::procnet::read_sockets(net, &[super::procnet::Table::Udp]) {
+                Ok(udp) => sockets.extend(udp),
+                Err(e) => tracing::warn!("reading /proc/net/udp: {e}"),
+            }
         }
         Ok(sockets)
     }

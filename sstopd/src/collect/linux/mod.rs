@@ -3,6 +3,7 @@
 pub mod attribution;
 pub mod collector;
 pub mod destroy;
+pub mod fallback;
 pub mod ifaces;
 pub mod kernel;
 pub mod netlink;

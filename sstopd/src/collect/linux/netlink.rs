@@ -10,6 +10,8 @@ mod tcpinfo;
 pub(crate) mod wire;
 
 #[cfg(test)]
+mod closing_tests;
+#[cfg(test)]
 mod live_tests;
 #[cfg(test)]
 mod tests;

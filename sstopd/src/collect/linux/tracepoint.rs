@@ -147,6 +147,13 @@ fn read_rings(mut reader: Reader, inbox: &Mutex<Inbox>, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
         // SAFETY: `fds` is a valid array of `fds.len()` pollfd entries for the whole call.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, POLL_MS) };
+        for fd in &mut fds {
+            // A ring whose event died (e.g. its CPU went away) would wake poll at once
+            // forever: stop watching it (poll skips negative fds); its data is still read.
+            if fd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+                fd.fd = -1;
+            }
+        }
         let events = reader.pump(Instant::now());
         let mut inbox = lock(inbox);
         let room = MAX_QUEUED.saturating_sub(inbox.events.len());

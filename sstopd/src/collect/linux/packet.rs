@@ -1,1 +1,0 @@
-//! AF_PACKET capture with a classic BPF filter; bytes per 5-tuple. (in progress)

@@ -1,0 +1,198 @@
+//! The capture thread: drains the ring, parses frames, counts them into a [`Batch`] it
+//! owns alone, and hands the whole batch over when the collector asks (once per tick).
+
+use std::collections::HashSet;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use proto::Proto;
+use thiserror::Error;
+
+use super::bpf::{self, Keep};
+use super::flows::{self, Batch};
+use super::frame::{self, LinkType};
+use super::links;
+use super::ring::{RawFrame, Ring};
+
+/// Poll timeout: the thread also wakes at once on a hand-off or stop request (eventfd).
+const POLL_MS: i32 = 200;
+
+#[derive(Debug, Error)]
+pub enum CaptureError {
+    #[error("no permission to open an AF_PACKET socket: {0}")]
+    Permission(io::Error),
+    #[error("AF_PACKET capture unavailable: {0}")]
+    Unavailable(io::Error),
+    #[error("cannot start the capture thread: {0}")]
+    Thread(io::Error),
+}
+
+struct Shared {
+    want: AtomicBool,
+    stop: AtomicBool,
+    /// eventfd that wakes the capture thread out of `poll` for a hand-off or a stop.
+    wake: OwnedFd,
+    error: Mutex<Option<String>>,
+    /// Ifindexes whose frames are skipped (bridge/bond ports: their master sees them too).
+    skip: Mutex<Arc<HashSet<i32>>>,
+}
+
+impl Shared {
+    fn wake(&self) {
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from a live buffer to our eventfd; a full counter
+        // (EAGAIN) still leaves it readable, which is all we need.
+        unsafe { libc::write(self.wake.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+    }
+
+    fn clear_wake(&self) {
+        let mut buf = [0u8; 8];
+        // SAFETY: reads at most 8 bytes into a live buffer; nonblocking, EAGAIN is fine.
+        unsafe { libc::read(self.wake.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    }
+}
+
+fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain eventfd(2) call; the result is checked before use.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+pub struct Capture {
+    shared: Arc<Shared>,
+    rx: Receiver<Batch>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Capture {
+    /// Open the ring in the calling thread (so permission errors surface here, and the
+    /// socket lives in the caller's network namespace) and start the capture thread.
+    pub fn start(keep: Keep) -> Result<Capture, CaptureError> {
+        let ring = Ring::open(&bpf::program(keep)).map_err(|e| match e.raw_os_error() {
+            Some(libc::EPERM | libc::EACCES) => CaptureError::Permission(e),
+            _ => CaptureError::Unavailable(e),
+        })?;
+        let shared = Arc::new(Shared {
+            want: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            wake: eventfd().map_err(CaptureError::Unavailable)?,
+            error: Mutex::new(None),
+            skip: Mutex::new(Arc::new(links::enslaved().unwrap_or_default())),
+        });
+        let (tx, rx) = mpsc::channel();
+        let thread_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("sstopd-capture".into())
+            .spawn(move || run(ring, keep, &thread_shared, &tx))
+            .map_err(CaptureError::Thread)?;
+        Ok(Capture {
+            shared,
+            rx,
+            thread: Some(thread),
+        })
+    }
+
+    /// Everything counted since the previous call. Waits up to `timeout` for the thread
+    /// to hand its batch over; a batch that arrives later is merged into the next one.
+    pub fn take(&self, timeout: Duration) -> Option<Batch> {
+        self.shared.want.store(true, Ordering::Release);
+        self.shared.wake();
+        let mut batch = match self.rx.recv_timeout(timeout) {
+            Ok(b) => b,
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return None,
+        };
+        while let Ok(more) = self.rx.try_recv() {
+            batch.merge(more);
+        }
+        Some(batch)
+    }
+
+    /// Frames on these interfaces are skipped from the next hand-off on (bridge/bond
+    /// ports, whose master carries the same frames).
+    pub fn set_skip(&self, ifindexes: HashSet<i32>) {
+        if let Ok(mut s) = self.shared.skip.lock()
+            && **s != ifindexes
+        {
+            *s = Arc::new(ifindexes);
+        }
+    }
+
+    /// Why the capture thread stopped, if it did.
+    pub fn error(&self) -> Option<String> {
+        self.shared.error.lock().ok().and_then(|e| e.clone())
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.wake();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(mut ring: Ring, keep: Keep, shared: &Shared, tx: &mpsc::Sender<Batch>) {
+    let mut batch = Batch::default();
+    let current_skip = || shared.skip.lock().map(|s| s.clone()).unwrap_or_default();
+    let mut skip = current_skip();
+    let fail = |msg: String| {
+        tracing::error!("{msg}");
+        if let Ok(mut e) = shared.error.lock() {
+            *e = Some(msg);
+        }
+    };
+    while !shared.stop.load(Ordering::Acquire) {
+        if let Err(e) = ring.wait(shared.wake.as_fd(), POLL_MS) {
+            fail(format!("poll: {e}"));
+            break;
+        }
+        shared.clear_wake();
+        ring.drain(|f| {
+            if !skip.contains(&f.ifindex) {
+                count(&mut batch, keep, f);
+            }
+        });
+        if shared.want.swap(false, Ordering::AcqRel) {
+            match ring.stats() {
+                Ok((_, drops)) => batch.drops += u64::from(drops),
+                Err(e) => tracing::debug!("PACKET_STATISTICS: {e}"),
+            }
+            if tx.send(std::mem::take(&mut batch)).is_err() {
+                break;
+            }
+            skip = current_skip();
+        }
+    }
+}
+
+/// One frame → one flow entry (or a skip).
+fn count(batch: &mut Batch, keep: Keep, f: RawFrame<'_>) {
+    let Some(dir) = flows::direction(f.pkttype, f.hatype) else {
+        return;
+    };
+    let link = LinkType::Cooked {
+        protocol: f.protocol,
+    };
+    match frame::decode(link, f.data, f.wire_len) {
+        // TCP behind IPv6 extension headers passes the kernel filter; main mode has
+        // kernel counters for it.
+        Ok(p) if keep == Keep::NonTcp && p.proto == Proto::Tcp => {}
+        Ok(p) => batch.add(&p, dir),
+        Err(frame::Skip::LaterFragment) => {}
+        // Known link types: a malformed frame. Unknown ones (nlmon, monitor-mode Wi-Fi, ...):
+        // listed once in a note.
+        Err(_) if LinkType::from_arphrd(f.hatype).is_some() => batch.skipped += 1,
+        Err(_) => batch.note_undecodable(f.hatype),
+    }
+}

@@ -1,0 +1,200 @@
+//! AF_PACKET capture with a classic BPF filter; bytes per 5-tuple, credited to sockets.
+//!
+//! `frame` parses (pure), `bpf` builds the kernel filter, `ring` owns the TPACKET_V3
+//! mmap ring, `flows` counts per 5-tuple on the capture thread, `attribute` credits the
+//! flows to sockets once per tick. [`PacketCounter`] is the one step a collector calls.
+//!
+//! Why `SOCK_DGRAM` ("cooked"): the kernel strips the link header on every link type, so
+//! Ethernet, loopback, tun, WireGuard and PPP (B14) need no per-link decoding, and frames
+//! of link types that carry no IP never pass the filter. Sizes come from the IP header
+//! and `tp_len`, never from the copied bytes, so the 256-byte snaplen loses nothing (B16).
+
+pub mod attribute;
+pub mod bpf;
+pub mod capture;
+pub mod flows;
+pub mod frame;
+pub mod links;
+pub mod ring;
+
+use std::path::Path;
+use std::time::Duration;
+
+use proto::{Note, Proto};
+
+use crate::collect::linux::procnet::{self, Table};
+use crate::collect::{ClosedSocket, Sample, SocketSample, UnexplainedFlow};
+
+pub use bpf::Keep;
+pub use capture::{Capture, CaptureError};
+
+/// The note shown when the capture cannot run for lack of privilege.
+pub const NO_CAP_NOTE: &str = "UDP/ICMP bytes unavailable (no CAP_NET_RAW)";
+
+/// How long `account` waits for the capture thread's hand-off.
+const HANDOFF_TIMEOUT: Duration = Duration::from_millis(250);
+/// Samples a "losing frames" note stays up after the last drop.
+const DROP_NOTE_TICKS: u32 = 10;
+
+/// Capture + ledger: given a sample's socket list, fills captured bytes in.
+pub struct PacketCounter {
+    keep: Keep,
+    capture: Result<Capture, String>,
+    ledger: attribute::Ledger,
+    drops: DropTracker,
+    /// Link types whose frames did not decode: logged once each, listed in a note.
+    undecodable: std::collections::BTreeSet<u16>,
+}
+
+impl PacketCounter {
+    /// Start capturing. Never fails: without CAP_NET_RAW (or AF_PACKET) the counter runs
+    /// empty and says why in every sample's notes.
+    pub fn open(keep: Keep) -> PacketCounter {
+        let capture = Capture::start(keep).map_err(|e| match e {
+            CaptureError::Permission(_) => NO_CAP_NOTE.to_string(),
+            other => format!("UDP/ICMP bytes unavailable ({other})"),
+        });
+        if let Err(msg) = &capture {
+            tracing::warn!("{msg}");
+        }
+        PacketCounter {
+            keep,
+            capture,
+            ledger: attribute::Ledger::default(),
+            drops: DropTracker::default(),
+            undecodable: Default::default(),
+        }
+    }
+
+    /// True when frames are being captured.
+    pub fn available(&self) -> bool {
+        self.capture.is_ok()
+    }
+
+    /// Raw, ping (ICMP) and SCTP sockets, which sock_diag dumps do not cover here:
+    /// `/proc/net/{raw,raw6,icmp,icmp6}` and `/proc/net/sctp/eps` under `net_dir`
+    /// (owners still to be filled from their inodes).
+    pub fn extra_sockets(net_dir: &Path) -> Vec<SocketSample> {
+        let mut out =
+            procnet::read_sockets(net_dir, &[Table::Raw, Table::Icmp]).unwrap_or_else(|e| {
+                tracing::debug!("reading raw/icmp sockets: {e}");
+                Vec::new()
+            });
+        out.extend(procnet::read_sctp(net_dir));
+        out
+    }
+
+    /// Credit the frames captured since the previous call to `sockets`: fills
+    /// `sent`/`received` of UDP, ICMP, raw and SCTP sockets (and TCP in fallback mode),
+    /// reports sockets gone since the previous call in `closed`. Call it before owners are
+    /// resolved, so sockets that carry bytes get their owners searched; `closed` entries
+    /// are named by the caller from earlier dumps.
+    pub fn account(
+        &mut self,
+        sockets: &mut [SocketSample],
+        closed: &mut Vec<ClosedSocket>,
+    ) -> Accounting {
+        let capture = match &self.capture {
+            Ok(c) => c,
+            Err(msg) => {
+                return Accounting {
+                    notes: vec![Note::warning(msg.clone())],
+                    ..Accounting::default()
+                };
+            }
+        };
+        match links::enslaved() {
+            Ok(ports) => capture.set_skip(ports),
+            Err(e) => tracing::debug!("listing bridge/bond ports: {e}"),
+        }
+        let batch = capture.take(HANDOFF_TIMEOUT).unwrap_or_default();
+        let keep = self.keep;
+        let eligible = move |s: &SocketSample| keep == Keep::AllIp || s.proto != Proto::Tcp;
+        let unexplained = self.ledger.account(sockets, closed, batch.flows, eligible);
+
+        let mut notes = Vec::new();
+        notes.extend(self.drops.add(batch.drops));
+        for l in &batch.undecodable_links {
+            if self.undecodable.insert(*l) {
+                tracing::info!("frames on link type {l} do not decode as IP: skipped");
+            }
+        }
+        if !self.undecodable.is_empty() {
+            let list: Vec<String> = self.undecodable.iter().map(u16::to_string).collect();
+            notes.push(Note::info(format!(
+                "frames on link type(s) {} not decoded (skipped)",
+                list.join(", ")
+            )));
+        }
+        if let Some(err) = capture.error() {
+            notes.push(Note::warning(format!("packet capture stopped: {err}")));
+        }
+        Accounting {
+            unexplained,
+            notes,
+            capture_drops: self.drops.total,
+        }
+    }
+}
+
+/// What one tick of counting adds to a sample besides the socket counters.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Accounting {
+    pub unexplained: Vec<UnexplainedFlow>,
+    pub notes: Vec<Note>,
+    /// Frames the kernel dropped before capture read them, since start.
+    pub capture_drops: u64,
+}
+
+impl Accounting {
+    /// Put it into `sample`.
+    pub fn apply(self, sample: &mut Sample) {
+        sample.unexplained.extend(self.unexplained);
+        sample.notes.extend(self.notes);
+        sample.capture_drops = sample.capture_drops.max(self.capture_drops);
+    }
+}
+
+/// Kernel drops since start; a warning while they rose within the last few samples.
+#[derive(Debug, Default)]
+struct DropTracker {
+    total: u64,
+    /// Samples left to show the warning.
+    show: u32,
+}
+
+impl DropTracker {
+    fn add(&mut self, new: u64) -> Option<Note> {
+        self.total += new;
+        self.show = if new > 0 {
+            DROP_NOTE_TICKS
+        } else {
+            self.show.saturating_sub(1)
+        };
+        (self.show > 0).then(|| {
+            Note::warning(format!(
+                "packet capture is losing frames: {} dropped by the kernel since start",
+                self.total
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_note_appears_when_drops_rise_and_fades() {
+        let mut d = DropTracker::default();
+        assert_eq!(d.add(0), None);
+        let n = d.add(42).unwrap();
+        assert!(n.message.contains("42 dropped"));
+        assert_eq!(n.severity, proto::Severity::Warning);
+        for _ in 1..DROP_NOTE_TICKS {
+            assert!(d.add(0).is_some());
+        }
+        assert_eq!(d.add(0), None);
+        assert_eq!(d.total, 42);
+    }
+}
