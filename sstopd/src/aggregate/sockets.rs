@@ -49,9 +49,17 @@ pub struct Credit {
 #[derive(Debug, Default)]
 pub struct SocketTable {
     sockets: HashMap<SocketId, SocketState>,
+    /// Sockets that left the listing without a destroy event, with their last counters
+    /// and when they left. A TCP socket unhashed while its fd is still open (reset, or
+    /// TIME-WAIT taken over by a minisocket) is destroyed only when the fd closes; its
+    /// final counters then count from here, not from zero.
+    retired: HashMap<SocketId, (Option<u64>, Option<u64>, Duration)>,
     primed: bool,
     generation: u64,
 }
+
+/// How long a retired socket's counters wait for its destroy event.
+pub const RETIRED_TTL: Duration = Duration::from_secs(600);
 
 impl SocketTable {
     pub fn get(&self, id: SocketId) -> Option<&SocketState> {
@@ -89,13 +97,20 @@ impl SocketTable {
         let generation = self.generation;
         for sock in sockets {
             let primed = self.primed;
-            let st = self.sockets.entry(sock.id).or_insert_with(|| SocketState {
-                last_sent: None,
-                last_received: None,
-                first_seen: now,
-                generation: 0,
-                traffic: Traffic::default(),
-                sample: sock.clone(),
+            let retired = &mut self.retired;
+            let st = self.sockets.entry(sock.id).or_insert_with(|| {
+                let (last_sent, last_received) = match retired.remove(&sock.id) {
+                    Some((s, r, _)) => (s.or(Some(0)), r.or(Some(0))),
+                    None => (None, None),
+                };
+                SocketState {
+                    last_sent,
+                    last_received,
+                    first_seen: now,
+                    generation: 0,
+                    traffic: Traffic::default(),
+                    sample: sock.clone(),
+                }
             });
             let count_all = primed && st.generation == 0;
             st.generation = generation;
@@ -123,7 +138,14 @@ impl SocketTable {
                     advance(&mut st.last_received, Some(c.received), true),
                     st.sample.owners,
                 ),
-                None => (c.sent, c.received, Vec::new()),
+                None => match self.retired.remove(&c.id) {
+                    Some((mut s, mut r, _)) => (
+                        advance(&mut s, Some(c.sent), true),
+                        advance(&mut r, Some(c.received), true),
+                        Vec::new(),
+                    ),
+                    None => (c.sent, c.received, Vec::new()),
+                },
             };
             if up > 0 || down > 0 {
                 credits.push(Credit {
@@ -139,7 +161,16 @@ impl SocketTable {
                 });
             }
         }
-        self.sockets.retain(|_, st| st.generation == generation);
+        let retired = &mut self.retired;
+        self.sockets.retain(|id, st| {
+            let listed = st.generation == generation;
+            if !listed && (st.last_sent.is_some() || st.last_received.is_some()) {
+                retired.insert(*id, (st.last_sent, st.last_received, now));
+            }
+            listed
+        });
+        self.retired
+            .retain(|_, (_, _, left)| now.saturating_sub(*left) < RETIRED_TTL);
         self.primed = true;
         credits
     }

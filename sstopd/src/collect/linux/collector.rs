@@ -18,6 +18,11 @@ use crate::collect::{
     ClosedSocket, CollectError, Collector, ProcKey, ProcessInfo, Sample, SocketSample,
 };
 
+/// How long a pid → process identification from a connect is reused without /proc.
+const NAMED_TTL: Duration = Duration::from_secs(5);
+/// Bound on that cache.
+const MAX_NAMED: usize = 65_536;
+
 /// Collect cycles an unnamed closed socket waits for its connect record.
 const UNNAMED_WAIT: u32 = 2;
 
@@ -58,6 +63,8 @@ pub struct LinuxCollector {
     remembered: HashMap<ProcKey, (ProcessInfo, Duration)>,
     /// Closed sockets held back for a late connect record, and how often they were tried.
     unnamed: Vec<(ClosedSocket, u32)>,
+    /// pid → (process, comm at connect, when) for connects seen lately.
+    named: HashMap<u32, (ProcKey, Vec<u8>, Duration)>,
     epoch: Instant,
     /// AF_PACKET counting of UDP/ICMP/raw bytes (and TCP in the fallback).
     packet: Option<PacketCounter>,
@@ -89,6 +96,7 @@ impl LinuxCollector {
             attribution: Attribution::default(),
             remembered: HashMap::new(),
             unnamed: Vec::new(),
+            named: HashMap::new(),
             epoch: Instant::now(),
             packet: None,
         }
@@ -120,6 +128,26 @@ impl LinuxCollector {
     /// The identity of a pid just seen connecting: read it now; if it already exited,
     /// the last known process with that pid, else a record with the connect-time comm.
     fn identify(&mut self, pid_no: u32, comm: &[u8], now: Duration) -> ProcKey {
+        // A process connecting again and again (a busy host: thousands of connects a
+        // second) is read from /proc once, not per connect.
+        if let Some((key, seen_comm, at)) = self.named.get_mut(&pid_no)
+            && seen_comm.as_slice() == comm
+            && now.saturating_sub(*at) < NAMED_TTL
+            && let Some((_, seen)) = self.remembered.get_mut(key)
+        {
+            *at = now;
+            *seen = now;
+            return *key;
+        }
+        let key = self.identify_slow(pid_no, comm, now);
+        if self.named.len() >= MAX_NAMED {
+            self.named.clear();
+        }
+        self.named.insert(pid_no, (key, comm.to_vec(), now));
+        key
+    }
+
+    fn identify_slow(&mut self, pid_no: u32, comm: &[u8], now: Duration) -> ProcKey {
         let dir = self.proc_root.join(pid_no.to_string());
         // Still running (a pid is not reused within one interval in practice); the comm may
         // differ when a thread other than the main one connected.

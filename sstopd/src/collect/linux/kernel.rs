@@ -137,7 +137,14 @@ impl Kernel for NetlinkKernel {
         let mut sockets = Vec::new();
         for family in [Family::V4, Family::V6] {
             let tcp = self.diag.dump(family, Proto::Tcp).map_err(netlink_err)?;
-            sockets.extend(tcp.into_iter().map(to_sample));
+            // TIME-WAIT and request minisockets have no owner, no inode and no counters
+            // (the full socket's final bytes came with its destroy event); a busy host
+            // holds tens of thousands of them, so they stop here.
+            sockets.extend(
+                tcp.into_iter()
+                    .filter(|d| !matches!(d.state, Some(TcpState::TimeWait | TcpState::NewSynRecv)))
+                    .map(to_sample),
+            );
             match self.diag.dump(family, Proto::Udp) {
                 Ok(udp) => sockets.extend(udp.into_iter().map(to_sample)),
                 Err(NetlinkError::NoDiagHandler { .. }) => self.udp_missing = true,
