@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 const SSTOP: &str = env!("CARGO_BIN_EXE_sstop");
 
+#[path = "e2e/cases.rs"]
+mod cases;
+
 fn sstopd_bin() -> PathBuf {
     let p = Path::new(SSTOP).with_file_name("sstopd");
     assert!(
