@@ -311,3 +311,27 @@ fn b13_b16_exact_through_daemon_and_client_netlink() {
 fn b13_b16_exact_through_daemon_and_client_packet_fallback() {
     udp_and_tcp_exact("packet", "p");
 }
+
+/// B25 live: 5 GiB of loopback TCP shows as exactly 5,368,709,120 B on both ends, no reset
+/// at 4 GiB (takes ~5 s; u64 accumulation is also unit-tested in `aggregate::tests`, the
+/// formatter up to u64::MAX in `format::tests`).
+#[test]
+fn b25_five_gib_over_loopback_is_counted_exactly() {
+    const FIVE_GIB: u64 = 5 << 30;
+    let ns = Netns::new("g");
+    let dir = open_tempdir();
+    let socket = dir.path().join("d.sock");
+    let _daemon = daemon_in(&ns, &socket, "netlink");
+    let py = std::path::Path::new("/usr/bin/python3");
+    let mut sink = Helper::start(&ns, py, TCP_SINK, &["18085"]);
+    assert_eq!(sink.line(), "bound");
+    let n = FIVE_GIB.to_string();
+    let mut tx = Helper::start(&ns, py, TCP_TX, &["18085", &n, "1048576"]);
+    assert_eq!(sink.line(), n);
+    assert_eq!(tx.line(), n);
+    let f = settle(
+        &socket,
+        &[(tx.pid(), FIVE_GIB, 0), (sink.pid(), 0, FIVE_GIB)],
+    );
+    assert_eq!(f["totals"]["up_bytes"], FIVE_GIB);
+}
