@@ -335,3 +335,62 @@ fn b25_five_gib_over_loopback_is_counted_exactly() {
     );
     assert_eq!(f["totals"]["up_bytes"], FIVE_GIB);
 }
+
+/// B02 live: the packet fallback reads `/proc/net/tcp6` (words in host byte order) and the
+/// listen view shows the addresses as bound, not word- or byte-swapped.
+#[test]
+fn b02_tcp6_listeners_through_the_packet_fallback() {
+    let ns = Netns::new("6");
+    // Both ends inside the namespace: they go with it.
+    assert!(ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"]));
+    assert!(ns.ip(&["link", "set", "d0", "up"]) && ns.ip(&["link", "set", "d1", "up"]));
+    for a in [
+        "2001:db8::7/64",
+        "2001:db8:1234:5678:9abc:def0:1122:3344/64",
+    ] {
+        assert!(ns.ip(&["addr", "add", a, "dev", "d0", "nodad"]));
+    }
+    let dir = open_tempdir();
+    let socket = dir.path().join("d.sock");
+    let _daemon = daemon_in(&ns, &socket, "packet");
+    let want = [
+        ("::1", 8080),
+        ("2001:db8::7", 443),
+        ("2001:db8:1234:5678:9abc:def0:1122:3344", 22),
+    ];
+    let code = r#"
+import socket, sys
+ls = []
+for a in sys.argv[1:]:
+    host, port = a.rsplit(",", 1)
+    s = socket.socket(socket.AF_INET6); s.bind((host, int(port))); s.listen(); ls.append(s)
+print("bound", flush=True)
+sys.stdin.read()
+"#;
+    let args: Vec<String> = want.iter().map(|(a, p)| format!("{a},{p}")).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut l = Helper::start(&ns, std::path::Path::new("/usr/bin/python3"), code, &args);
+    assert_eq!(l.line(), "bound");
+    let mut shown = Vec::new();
+    let ok = wait_for(Duration::from_secs(8), || {
+        let f = frame(&socket);
+        shown = f["listen_ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["pid"] == l.pid())
+            .map(|p| {
+                (
+                    p["addr"].as_str().unwrap().to_string(),
+                    p["port"].as_u64().unwrap(),
+                )
+            })
+            .collect::<Vec<_>>();
+        shown.sort();
+        (shown.len() == want.len()).then_some(())
+    });
+    assert!(ok.is_some(), "{shown:?}");
+    let mut want: Vec<_> = want.iter().map(|(a, p)| (a.to_string(), *p)).collect();
+    want.sort();
+    assert_eq!(shown, want);
+}
