@@ -229,12 +229,13 @@ fn udp_and_tcp_exact(collector: &str, tag: &str) {
     let ns = Netns::new(tag);
     let dir = open_tempdir();
     let socket = dir.path().join("d.sock");
+    // Named copies of python made before anything starts: a copy exec'd right after
+    // writing can fail with ETXTBSY while another test thread forks.
+    for n in ["b13-rx", "b13-txa", "b13-txb", "b16-sink", "b16-tx"] {
+        std::fs::copy("/usr/bin/python3", dir.path().join(n)).unwrap();
+    }
+    let py = |n: &str| dir.path().join(n);
     let _daemon = daemon_in(&ns, &socket, collector);
-    let py = |n: &str| {
-        let p = dir.path().join(n);
-        std::fs::copy("/usr/bin/python3", &p).unwrap();
-        p
-    };
     let mut rx = Helper::start(&ns, &py("b13-rx"), UDP_RX, &["4433", "14400000"]);
     assert_eq!(rx.line(), "bound");
     let mut a = Helper::start(&ns, &py("b13-txa"), UDP_TX, &["50000", "4433", "10000"]);
