@@ -1,0 +1,179 @@
+# Part 4 of packaging/check.sh (sourced): the INSTALLED sstopd, started by hand the way the unit
+# starts it: user sstopd, group sstop, exactly the unit's capabilities as ambient + bounding set,
+# no new privileges, inside an emulation of the unit's file-system sandbox (ProtectSystem=strict,
+# ProtectHome, PrivateTmp, ProtectProc=invisible). Traffic comes from processes of uid 65534, so
+# attributing it needs the unit's ptrace/dac capabilities; the viewer is uid 65534 in group sstop.
+
+NOBODY=65534
+SSTOP_GID=$(getent group sstop | cut -d: -f3)
+RUN_DIR="$WORK/run"
+mkdir -p "$RUN_DIR"
+chown sstopd:sstop "$RUN_DIR"
+chmod 755 "$RUN_DIR"
+SOCK="$RUN_DIR/sstopd.sock"
+TCP_BYTES=3000000
+UDP_COUNT=500
+UDP_SIZE=1200
+UDP_BYTES=$((UDP_COUNT * UDP_SIZE))
+
+unit_has() { grep -Eq "$1" "$UNIT"; }
+
+# sandboxed CMD...: run CMD (as root) in a private mount namespace shaped like the unit's.
+sandboxed() {
+    local hidepid=""
+    unit_has '^ProtectProc=invisible$' && hidepid="-o hidepid=invisible"
+    unshare --mount --propagation private -- sh -c '
+        set -e
+        mount -t proc '"$hidepid"' proc /proc
+        mount -t tmpfs -o mode=1777 tmpfs /tmp
+        for d in /home /root /run/user; do [ -d "$d" ] && mount -t tmpfs -o ro,mode=755 tmpfs "$d"; done
+        mount --bind "$1" "$1"
+        mount -o remount,bind,ro /
+        shift
+        exec "$@"' sandbox "$WORK" "$@"
+}
+
+# start_daemon NAME CAPS [strace]: start the installed daemon; wait for its socket.
+start_daemon() {
+    local name=$1 caps=$2 tracer=()
+    [ "${3:-}" = strace ] && tracer=(strace -f -qq -o "$WORK/$name.trace")
+    rm -f "$SOCK"
+    sandboxed "${tracer[@]}" setpriv --reuid=sstopd --regid=sstop --clear-groups \
+        --inh-caps="-all${caps:+,+${caps//,/,+}}" --ambient-caps="-all${caps:+,+${caps//,/,+}}" \
+        --bounding-set="-all${caps:+,+${caps//,/,+}}" --no-new-privs -- \
+        /usr/bin/sstopd --socket "$SOCK" --socket-group sstop --socket-mode 0660 \
+        >"$WORK/$name.log" 2>&1 &
+    DAEMON_PID=$!
+    track "$DAEMON_PID"
+    for _ in $(seq 1 100); do
+        [ -S "$SOCK" ] && return 0
+        kill -0 "$DAEMON_PID" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+stop_daemon() {
+    kill -TERM "$DAEMON_PID" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$DAEMON_PID" 2>/dev/null
+    wait "$DAEMON_PID" 2>/dev/null
+}
+
+# viewer ARGS...: sstop as uid 65534 with supplementary group sstop.
+viewer() {
+    setpriv --reuid=$NOBODY --regid=$NOBODY --groups="$SSTOP_GID" -- /usr/bin/sstop --socket "$SOCK" "$@"
+}
+
+# start_traffic MODE ARGS...: a check-traffic.py process as uid 65534; sets T_PID, T_PORT.
+start_traffic() {
+    local out="$WORK/traffic.$1.$RANDOM"
+    mkfifo "$out"
+    setpriv --reuid=$NOBODY --regid=$NOBODY --clear-groups -- python3 -u "$HERE/check-traffic.py" "$@" \
+        >"$out" 2>>"$WORK/traffic.err" &
+    T_PID=$!
+    track "$T_PID"
+    exec {fd}<"$out"
+    T_PORT=""
+    local line
+    while read -r -t 10 line <&"$fd"; do
+        [ "$line" = ready ] && break
+        T_PORT=$line
+    done
+    exec {fd}<&-
+}
+
+# json_row PID FIELD: FIELD of process PID in the latest frame sstop prints (empty when absent).
+json_row() {
+    python3 - "$WORK/frame.json" "$1" "$2" <<'PY'
+import json, sys
+path, pid, field = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+try:
+    frame = json.loads(open(path).read().strip().splitlines()[-1])
+except Exception:
+    sys.exit(0)
+for p in frame.get("processes", []):
+    if p.get("pid") == pid:
+        print(p.get(field, ""))
+PY
+}
+
+# wait_for PID FIELD MIN: poll frames (up to 20 s) until FIELD of PID >= MIN; prints the last value.
+wait_for() {
+    local value=""
+    for _ in $(seq 1 20); do
+        viewer --json --count 1 >"$WORK/frame.json" 2>"$WORK/viewer.err"
+        value=$(json_row "$1" "$2")
+        if [ -n "$value" ] && [ "$value" -ge "$3" ] 2>/dev/null; then break; fi
+        sleep 1
+    done
+    echo "$value"
+}
+
+FULL=$AMBIENT
+step "installed sstopd as user sstopd with capabilities: $FULL"
+if start_daemon full "$FULL" strace; then
+    check "installed sstopd starts with the unit's capabilities" true
+    check "socket is group sstop, mode 0660" \
+        "[ \"\$(stat -c '%G %a' '$SOCK')\" = 'sstop 660' ]" "$(ls -l "$SOCK")"
+    setpriv --reuid=$NOBODY --regid=$NOBODY --clear-groups -- /usr/bin/sstop --socket "$SOCK" --json --count 1 \
+        >/dev/null 2>"$WORK/denied.err"
+    denied_rc=$?
+    check "a user outside group sstop is refused, told which group to join" \
+        "[ $denied_rc != 0 ] && grep -q sstop '$WORK/denied.err'" "rc=$denied_rc: $(cat "$WORK/denied.err")"
+
+    start_traffic tcp-server; SERVER=$T_PID; PORT=$T_PORT
+    start_traffic tcp-client "$PORT" "$TCP_BYTES"; CLIENT=$T_PID
+    start_traffic udp-server; USERVER=$T_PID; UPORT=$T_PORT
+    start_traffic udp-client "$UPORT" "$UDP_COUNT" "$UDP_SIZE"; UCLIENT=$T_PID
+    # Let the daemon see every socket before any byte moves, so the counts start at zero.
+    seen=$(wait_for "$SERVER" listening 1)
+    check "another user's listener is attributed (pid $SERVER, uid 65534)" \
+        "[ -n '$seen' ] && [ \"\$(json_row $SERVER uid)\" = $NOBODY ]" \
+        "$(cat "$WORK/viewer.err"; tail -c 1500 "$WORK/frame.json")"
+    wait_for "$CLIENT" connections 1 >/dev/null
+    wait_for "$UCLIENT" connections 1 >/dev/null
+    kill -USR1 "$CLIENT" "$UCLIENT"
+
+    down=$(wait_for "$SERVER" down_bytes "$TCP_BYTES")
+    up=$(wait_for "$CLIENT" up_bytes "$TCP_BYTES")
+    check "TCP counted for another user: server down $down, client up $up (sent $TCP_BYTES)" \
+        "[ '$down' = $TCP_BYTES ] && [ '$up' = $TCP_BYTES ]" "$(tail -c 1500 "$WORK/frame.json")"
+    if [ "$(wc -l <"$ROOT/sstopd/src/collect/linux/packet.rs")" -gt 5 ]; then
+        uup=$(wait_for "$UCLIENT" up_bytes "$UDP_BYTES")
+        udown=$(wait_for "$USERVER" down_bytes "$UDP_BYTES")
+        check "UDP counted: sender up $uup, receiver down $udown (sent $UDP_BYTES payload)" \
+            "[ '$uup' = $UDP_BYTES ] && [ '$udown' = $UDP_BYTES ]" "$(tail -c 1500 "$WORK/frame.json")"
+    else
+        skip "UDP counted" "the packet collector (collect/linux/packet.rs) is not merged yet"
+    fi
+
+    if [ "$(wc -l <"$ROOT/sstopd/src/kill.rs")" -gt 5 ] && grep -q pidfd_send_signal "$ROOT/sstopd/src/kill.rs"; then
+        viewer kill "$CLIENT" --signal TERM >"$WORK/kill.out" 2>&1
+        gone=0
+        for _ in $(seq 1 50); do kill -0 "$CLIENT" 2>/dev/null || { gone=1; break; }; sleep 0.1; done
+        check "sstop kill: the daemon (CAP_KILL) signals the viewer's own process" "[ $gone = 1 ]" \
+            "$(cat "$WORK/kill.out")"
+    else
+        skip "sstop kill" "kill delivery (sstopd/src/kill.rs) is not merged yet"
+    fi
+    stop_daemon
+    check "sstopd exits on SIGTERM and removes its socket" "[ ! -e '$SOCK' ]" "$(tail -5 "$WORK/full.log")"
+    refused=$(python3 "$HERE/check-syscalls.py" "$UNIT" "$WORK/full.trace" 2>"$WORK/syscalls.txt")
+    check "every system call sstopd made is allowed by the unit's SystemCallFilter" "[ -z '$refused' ] && [ -s '$WORK/full.trace' ]" \
+        "refused: $refused; $(cat "$WORK/syscalls.txt")"
+
+    # Each capability group is needed: without ptrace/dac the other user's listener is not attributed.
+    NO_PTRACE=$(echo "$FULL" | tr ',' '\n' | grep -v -e sys_ptrace -e dac_read_search | paste -sd, -)
+    if start_daemon no-ptrace "$NO_PTRACE"; then
+        sleep 2
+        viewer --json --count 2 >"$WORK/frame.json" 2>"$WORK/viewer.err"
+        check "without CAP_SYS_PTRACE/CAP_DAC_READ_SEARCH the other user's sockets are not attributed" \
+            "[ -s '$WORK/frame.json' ] && [ -z \"\$(json_row $SERVER pid)\" ]" "$(tail -c 1500 "$WORK/frame.json")"
+        stop_daemon
+    else
+        check "sstopd starts without CAP_SYS_PTRACE/CAP_DAC_READ_SEARCH (degrades)" false "$(tail -20 "$WORK/no-ptrace.log")"
+    fi
+else
+    check "installed sstopd starts with the unit's capabilities" false "$(tail -30 "$WORK/full.log")"
+fi
