@@ -15,6 +15,10 @@ TCP_BYTES=3000000
 UDP_COUNT=500
 UDP_SIZE=1200
 UDP_BYTES=$((UDP_COUNT * UDP_SIZE))
+# uid 65534 may not reach the checkout (e.g. under /root) nor root's python (pyenv shims).
+install -m 755 "$HERE/check-traffic.py" "$WORK/traffic.py"
+SYS_PY=/usr/bin/python3
+[ -x "$SYS_PY" ] || SYS_PY=$(command -v python3)
 
 unit_has() { grep -Eq "$1" "$UNIT"; }
 
@@ -69,7 +73,7 @@ viewer() {
 start_traffic() {
     local out="$WORK/traffic.$1.$RANDOM"
     mkfifo "$out"
-    setpriv --reuid=$NOBODY --regid=$NOBODY --clear-groups -- python3 -u "$HERE/check-traffic.py" "$@" \
+    setpriv --reuid=$NOBODY --regid=$NOBODY --clear-groups -- "$SYS_PY" -u "$WORK/traffic.py" "$@" \
         >"$out" 2>>"$WORK/traffic.err" &
     T_PID=$!
     track "$T_PID"
