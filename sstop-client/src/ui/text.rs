@@ -1,0 +1,81 @@
+//! Text that fits: cut by display width (never inside a character), pad,
+//! and make names safe to print (control characters would move the cursor).
+
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+
+/// Replace control characters (escape sequences, newlines, tabs) with a visible mark.
+pub fn clean(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().any(char::is_control) {
+        s.chars()
+            .map(|c| if c.is_control() { '�' } else { c })
+            .collect::<String>()
+            .into()
+    } else {
+        s.into()
+    }
+}
+
+/// At most `width` columns of `s`; a cut string ends in `…`.
+pub fn truncate(s: &str, width: usize) -> String {
+    let s = clean(s);
+    if s.width() <= width {
+        return s.into_owned();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w > width - 1 {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    out.push('…');
+    out
+}
+
+/// Exactly `width` columns: truncated, then padded on the right.
+pub fn left(s: &str, width: usize) -> String {
+    let t = truncate(s, width);
+    let pad = width.saturating_sub(t.width());
+    format!("{t}{}", " ".repeat(pad))
+}
+
+/// Exactly `width` columns: truncated, then padded on the left.
+pub fn right(s: &str, width: usize) -> String {
+    let t = truncate(s, width);
+    let pad = width.saturating_sub(t.width());
+    format!("{}{t}", " ".repeat(pad))
+}
+
+/// Display width.
+pub fn width(s: &str) -> usize {
+    s.width()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wide_characters_are_never_split() {
+        // Each CJK character is two columns: 5 columns hold two of them and the ellipsis.
+        assert_eq!(truncate("浏览器进程", 5), "浏览…");
+        assert_eq!(width(&left("浏览器进程", 6)), 6);
+        assert_eq!(left("浏览器进程", 6), "浏览… ");
+        assert_eq!(right("🦀rust", 4), "🦀r…");
+        assert_eq!(width(&right("🦀🦀🦀", 4)), 4);
+        assert_eq!(truncate("abc", 0), "");
+        assert_eq!(left("ab", 4), "ab  ");
+    }
+
+    #[test]
+    fn control_characters_cannot_reach_the_terminal() {
+        assert_eq!(clean("evil\x1b[2Jname\n"), "evil�[2Jname�");
+        assert_eq!(left("a\tb", 3), "a�b");
+    }
+}
