@@ -7,6 +7,7 @@
 //! completions/bash/{sstop,sstopd}  completions/zsh/{_sstop,_sstopd}  completions/fish/{sstop,sstopd}.fish
 //! ```
 
+mod date;
 mod pages;
 
 use std::fs;
@@ -65,7 +66,12 @@ pub fn write_man_pages(dir: &Path, program: &Program) -> Result<Vec<PathBuf>> {
     // Building resolves display names ("sstop-kill") and propagates globals into subcommands.
     let mut cmd = program.command.clone().disable_help_subcommand(true);
     cmd.build();
-    let mut written = vec![write_page(dir, cmd.clone(), program.section, program.extra_roff)?];
+    let mut written = vec![write_page(
+        dir,
+        cmd.clone(),
+        program.section,
+        program.extra_roff,
+    )?];
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         written.push(write_page(dir, sub.clone(), program.section, "")?);
     }
@@ -75,6 +81,7 @@ pub fn write_man_pages(dir: &Path, program: &Program) -> Result<Vec<PathBuf>> {
 fn write_page(dir: &Path, cmd: Command, section: &str, extra_roff: &str) -> Result<PathBuf> {
     let man = clap_mangen::Man::new(cmd)
         .section(section)
+        .date(date::build_date())
         .source(format!("sstop {}", env!("CARGO_PKG_VERSION")))
         .manual(if section == "8" {
             "System Administration"

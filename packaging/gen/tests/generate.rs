@@ -29,8 +29,8 @@ fn long_options(cmd: &Command) -> Vec<String> {
 }
 
 fn generate() -> (tempfile::TempDir, Vec<PathBuf>) {
-    let dir = tempfile::tempdir().unwrap();
-    let written = sstop_gen::write_all(dir.path(), sstop_gen::programs()).unwrap();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let written = sstop_gen::write_all(dir.path(), sstop_gen::programs()).expect("generate");
     (dir, written)
 }
 
@@ -54,7 +54,11 @@ fn writes_every_page_and_completion() {
         let len = fs::metadata(&path).unwrap().len();
         assert!(len > 200, "{rel} is only {len} bytes");
     }
-    assert_eq!(written.len(), expected.len(), "unexpected extra files: {written:?}");
+    assert_eq!(
+        written.len(),
+        expected.len(),
+        "unexpected extra files: {written:?}"
+    );
 }
 
 #[test]
@@ -79,7 +83,10 @@ fn man_pages_document_every_option() {
         assert!(text.contains(".SH SEE ALSO"), "{page} lacks SEE ALSO");
     }
     let daemon = fs::read_to_string(dir.path().join("man/sstopd.8")).unwrap();
-    assert!(daemon.contains(".TH sstopd 8"), "sstopd page is not section 8");
+    assert!(
+        daemon.contains(".TH sstopd 8"),
+        "sstopd page is not section 8"
+    );
 }
 
 #[test]
@@ -94,9 +101,18 @@ fn completions_offer_every_option() {
         let zsh = fs::read_to_string(dir.path().join(format!("completions/zsh/_{bin}"))).unwrap();
         let fish =
             fs::read_to_string(dir.path().join(format!("completions/fish/{bin}.fish"))).unwrap();
-        assert!(zsh.starts_with(&format!("#compdef {bin}")), "zsh script for {bin}");
-        assert!(fish.contains(&format!("complete -c {bin}")), "fish script for {bin}");
-        assert!(bash.contains(&format!("complete -F _{bin}")), "bash script for {bin}");
+        assert!(
+            zsh.starts_with(&format!("#compdef {bin}")),
+            "zsh script for {bin}"
+        );
+        assert!(
+            fish.contains(&format!("complete -c {bin}")),
+            "fish script for {bin}"
+        );
+        assert!(
+            bash.contains(&format!("complete -F _{bin}")),
+            "bash script for {bin}"
+        );
         for opt in opts {
             assert!(bash.contains(&format!("--{opt}")), "bash: {bin} --{opt}");
             assert!(zsh.contains(&format!("--{opt}")), "zsh: {bin} --{opt}");
@@ -118,5 +134,9 @@ fn unit_exec_start_is_accepted_by_sstopd() {
     assert_eq!(exec[0], "/usr/bin/sstopd");
     assert!(exec.contains(&"--socket-group") && exec.contains(&"sstop"));
     let m = sstopd::config::Args::command().try_get_matches_from(exec.clone());
-    assert!(m.is_ok(), "sstopd rejects the unit's ExecStart {exec:?}: {}", m.unwrap_err());
+    assert!(
+        m.is_ok(),
+        "sstopd rejects the unit's ExecStart {exec:?}: {}",
+        m.unwrap_err()
+    );
 }
