@@ -22,7 +22,9 @@ SYS_PY=/usr/bin/python3
 
 unit_has() { grep -Eq "$1" "$UNIT"; }
 
-# sandboxed CMD...: run CMD (as root) in a private mount namespace shaped like the unit's.
+# sandboxed CMD...: run CMD (as root) in a private mount namespace shaped like the unit's:
+# ProtectProc=invisible (hidepid), PrivateTmp, ProtectHome, ProtectSystem=strict with only the
+# check's work directory writable (the unit's RuntimeDirectory), ProtectKernelTunables (/sys ro).
 sandboxed() {
     local hidepid=""
     unit_has '^ProtectProc=invisible$' && hidepid="-o hidepid=invisible"
@@ -33,6 +35,8 @@ sandboxed() {
         for d in /home /root /run/user; do [ -d "$d" ] && mount -t tmpfs -o ro,mode=755 tmpfs "$d"; done
         mount --bind "$1" "$1"
         mount -o remount,bind,ro /
+        mount -o remount,bind,ro /sys
+        if mountpoint -q /sys/kernel/tracing; then mount -o remount,bind,ro /sys/kernel/tracing; fi
         shift
         exec "$@"' sandbox "$WORK" "$@"
 }
