@@ -16,6 +16,10 @@ use crate::error::CodecError;
 /// Largest payload either side accepts. Checked before allocating.
 pub const MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
 
+/// Largest frame a daemon accepts from a viewer: client messages are a few
+/// bytes, so a viewer cannot make the daemon reserve megabytes per connection.
+pub const MAX_CLIENT_FRAME_LEN: usize = 64 * 1024;
+
 /// Cap on what decoding may claim in memory, so a hostile length inside a
 /// valid-looking frame cannot make us reserve gigabytes.
 const DECODE_LIMIT: usize = 4 * MAX_FRAME_LEN;
@@ -52,12 +56,13 @@ pub fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, CodecErr
 }
 
 fn check_len(prefix: [u8; 4]) -> Result<usize, CodecError> {
+    check_len_max(prefix, MAX_FRAME_LEN)
+}
+
+fn check_len_max(prefix: [u8; 4], max: usize) -> Result<usize, CodecError> {
     let len = u32::from_be_bytes(prefix) as usize;
-    if len > MAX_FRAME_LEN {
-        return Err(CodecError::FrameTooLarge {
-            len,
-            max: MAX_FRAME_LEN,
-        });
+    if len > max {
+        return Err(CodecError::FrameTooLarge { len, max });
     }
     Ok(len)
 }
@@ -108,6 +113,16 @@ pub fn write_frame<W: Write, T: Serialize>(w: &mut W, msg: &T) -> Result<(), Cod
 pub async fn read_frame_async<R: tokio::io::AsyncRead + Unpin>(
     r: &mut R,
 ) -> Result<Option<Vec<u8>>, CodecError> {
+    read_frame_async_max(r, MAX_FRAME_LEN).await
+}
+
+/// [`read_frame_async`] with a tighter cap (`max` ≤ [`MAX_FRAME_LEN`]), e.g.
+/// [`MAX_CLIENT_FRAME_LEN`] on the daemon side. Checked before allocating.
+#[cfg(feature = "tokio")]
+pub async fn read_frame_async_max<R: tokio::io::AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> Result<Option<Vec<u8>>, CodecError> {
     use tokio::io::AsyncReadExt;
     let mut prefix = [0u8; 4];
     let mut got = 0;
@@ -118,7 +133,7 @@ pub async fn read_frame_async<R: tokio::io::AsyncRead + Unpin>(
             n => got += n,
         }
     }
-    let len = check_len(prefix)?;
+    let len = check_len_max(prefix, max.min(MAX_FRAME_LEN))?;
     let mut payload = vec![0u8; len];
     let mut got = 0;
     while got < len {

@@ -14,7 +14,9 @@
 //!
 //! * The length prefix is big-endian and counts payload bytes only.
 //! * A length above [`MAX_FRAME_LEN`] is refused *before* anything is
-//!   allocated for it; the peer loses its connection.
+//!   allocated for it; the peer loses its connection. The daemon holds
+//!   viewers to the much smaller [`MAX_CLIENT_FRAME_LEN`] (their messages
+//!   are a few bytes), via [`read_frame_async_max`].
 //! * The payload format does not describe itself: a field added anywhere
 //!   decodes as garbage on the other side. So every change to
 //!   [`model`] or [`message`] bumps [`PROTOCOL_VERSION`], and the golden-byte
@@ -35,10 +37,11 @@ pub mod message;
 pub mod model;
 
 pub use codec::{
-    FrameDecoder, MAX_FRAME_LEN, decode_payload, encode_frame, read_frame, write_frame,
+    FrameDecoder, MAX_CLIENT_FRAME_LEN, MAX_FRAME_LEN, decode_payload, encode_frame, read_frame,
+    write_frame,
 };
 #[cfg(feature = "tokio")]
-pub use codec::{read_frame_async, write_frame_async};
+pub use codec::{read_frame_async, read_frame_async_max, write_frame_async};
 pub use error::CodecError;
 pub use message::*;
 pub use model::*;

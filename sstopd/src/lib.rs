@@ -10,3 +10,17 @@ pub mod kill;
 pub mod peer;
 pub mod server;
 pub mod systemd;
+
+pub use config::Config;
+pub use server::ServiceError;
+
+/// Run the daemon with `config` until `shutdown` is cancelled: listen, collect,
+/// serve viewers; then remove the socket and return. No signal handlers, no
+/// global logger: the caller owns those (`main.rs`, tests, the client's
+/// embedded mode).
+pub async fn run(
+    config: Config,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<(), ServiceError> {
+    server::run(config, shutdown).await
+}
