@@ -160,6 +160,8 @@ pub enum CollectorChoice {
 pub fn open(choice: CollectorChoice) -> Result<Box<dyn Collector>, CollectError> {
     match choice {
         CollectorChoice::Synthetic => Ok(Box::new(synthetic::SyntheticCollector::new(200, 4))),
+        #[cfg(target_os = "macos")]
+        CollectorChoice::Auto => Ok(Box::new(macos::MacosCollector::system())),
         // (in progress) the Linux collector issue wires netlink/packet here.
         other => Err(CollectError::Unavailable(format!("collector {other:?}"))),
     }
