@@ -61,8 +61,13 @@ check "systemd-analyze security exposure ${EXPOSURE:-?} <= 2.5" \
 # ── 2. build, generate, package ────────────────────────────────────────────────────────────
 step "release build of sstopd and sstop (slow on 2 cores)"
 cargo build --release --locked -p sstopd -p sstop-client >"$WORK/build.log" 2>&1
-check "cargo build --release -p sstopd -p sstop-client" "[ -x '$REL/sstopd' ] && [ -x '$REL/sstop' ]" \
-    "$(tail -20 "$WORK/build.log")"
+build_rc=$?
+check "cargo build --release -p sstopd -p sstop-client" "[ $build_rc = 0 ]" "$(tail -30 "$WORK/build.log")"
+if [ "$build_rc" != 0 ]; then
+    skip "packages, install, installed daemon" "the release build failed"
+    summary
+    exit 1
+fi
 
 rm -rf "$REL/packaging"
 cargo run --locked -q -p sstop-gen -- "$REL/packaging" >"$WORK/gen.log" 2>&1
@@ -120,8 +125,11 @@ fi
 # ── 3. install ────────────────────────────────────────────────────────────────────────────
 getent group sstop >/dev/null && HAD_GROUP=1 || HAD_GROUP=0
 getent passwd sstopd >/dev/null && HAD_USER=1 || HAD_USER=0
-if [ -n "$DEB" ] && dpkg -i "$DEB" >"$WORK/dpkg.log" 2>&1; then INSTALLED=1; else INSTALLED=0; fi
-check "dpkg -i (no running systemd)" "[ $INSTALLED = 1 ]" "$(tail -20 "$WORK/dpkg.log")"
+INSTALLED=0
+if [ -n "$DEB" ]; then
+    dpkg -i "$DEB" >"$WORK/dpkg.log" 2>&1 && INSTALLED=1
+    check "dpkg -i (no running systemd)" "[ $INSTALLED = 1 ]" "$(tail -20 "$WORK/dpkg.log")"
+fi
 if [ "$INSTALLED" = 1 ]; then
     check "postinst created group sstop and user sstopd" \
         "getent group sstop >/dev/null && [ \"\$(id -gn sstopd)\" = sstop ]" "$(getent passwd sstopd)"
