@@ -37,11 +37,16 @@ cleanup() {
         kill "$pid" 2>/dev/null
     done
     for pid in "${PIDS[@]}"; do
+        # SIGKILL what did not stop on SIGTERM (a hung daemon must not keep the user busy for userdel).
+        for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+        kill -KILL "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
     done
     if [ "${INSTALLED:-0}" = 1 ] && dpkg -s sstop >/dev/null 2>&1; then
         dpkg --purge sstop >/dev/null 2>&1
     fi
+    [ "${HAD_USER:-1}" = 1 ] || userdel sstopd 2>/dev/null
+    [ "${HAD_GROUP:-1}" = 1 ] || groupdel sstop 2>/dev/null
     [ -n "${WORK:-}" ] && rm -rf "$WORK"
 }
 

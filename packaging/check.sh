@@ -150,13 +150,11 @@ if [ "$INSTALLED" = 1 ]; then
     . "$HERE/check-run.sh"
 fi
 
-# ── 5. remove ─────────────────────────────────────────────────────────────────────────────
+# ── 5. remove (accounts this script created go in cleanup, once its processes are gone) ─────────────────────────────────────────────────────────────────────────────
 if [ "$INSTALLED" = 1 ]; then
     dpkg --purge sstop >"$WORK/purge.log" 2>&1
     check "dpkg --purge" "! dpkg -s sstop >/dev/null 2>&1 && [ ! -e /usr/bin/sstopd ] && [ ! -e /etc/systemd/system/multi-user.target.wants/sstopd.service ]" \
         "$(tail -20 "$WORK/purge.log")"
-    [ "$HAD_USER" = 1 ] || userdel sstopd 2>/dev/null || true
-    [ "$HAD_GROUP" = 1 ] || groupdel sstop 2>/dev/null || true
 fi
 
 summary
