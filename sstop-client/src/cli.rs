@@ -5,16 +5,30 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// Shown by `--help` and in the man page.
+const KEYS_HELP: &str = "\
+Keys: j/k or arrows move, PgUp/Ctrl+U and PgDn/Ctrl+D page, g/Home and G/End jump, Enter opens a \
+process, s cycles the sort (rate, down, up, pid, name, conns), / filters (name, command line, pid), \
+h remote hosts, l listening ports, K signals the selected process, d toggles DNS names in the detail \
+view, Esc goes back, i/Tab picks the interface, +/- change the refresh interval, Space pauses the \
+display, ? shows help, q or Ctrl+C quits. Mouse: click selects, the wheel scrolls.
+
+Figures: process, host and connection rates are payload bytes per second; interface rates are wire \
+bytes (headers included).
+
+Without a daemon, root runs the collector in-process (embedded mode); other users are told how to \
+start sstopd. Viewing needs membership in the socket's group (`sudo usermod -aG sstop $USER`).";
+
 /// Where the daemon listens unless told otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/sstop/sstopd.sock";
 
 /// sstop: htop for the network: live upload/download per process, connection,
 /// remote host and listening port.
 #[derive(Debug, Parser)]
-#[command(name = "sstop", version, about)]
+#[command(name = "sstop", version, about, after_long_help = KEYS_HELP)]
 pub struct Cli {
     /// Socket of the sstopd daemon.
-    #[arg(long, env = "SSTOP_SOCKET", default_value = DEFAULT_SOCKET, global = true)]
+    #[arg(long, value_name = "PATH", env = "SSTOP_SOCKET", default_value = DEFAULT_SOCKET, global = true)]
     pub socket: PathBuf,
 
     /// Print one JSON object per frame instead of the TUI.

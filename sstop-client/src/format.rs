@@ -66,7 +66,7 @@ pub fn age(ms: u64) -> String {
 pub fn interval(ms: u32) -> String {
     if ms < 1000 {
         format!("{ms}ms")
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{:.1}s", f64::from(ms) / 1000.0)
@@ -122,7 +122,7 @@ mod tests {
     fn zero_interval_and_garbage_rates_show_a_dash() {
         let zero_interval = 1000.0_f64 / 0.0;
         assert_eq!(rate(zero_interval), "—");
-        assert_eq!(rate(0.0_f64 / 0.0), "—");
+        assert_eq!(rate(f64::NAN), "—");
         assert_eq!(rate(f64::NEG_INFINITY), "—");
         assert_eq!(rate(-5.0), "—");
     }

@@ -7,9 +7,15 @@
 
 pub mod app;
 pub mod cli;
+pub mod conn;
+pub mod dns;
+pub mod embedded;
 pub mod event;
 pub mod format;
 pub mod headless;
 pub mod keymap;
+pub mod kill_cmd;
+pub mod launch;
 pub mod theme;
+pub mod tui;
 pub mod ui;

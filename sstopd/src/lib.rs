@@ -24,3 +24,13 @@ pub async fn run(
 ) -> Result<(), ServiceError> {
     server::run(config, shutdown).await
 }
+
+/// [`run`] with the caller's collector instead of the one `config` names: for
+/// integration tests whose snapshot must contain chosen real processes.
+pub async fn run_with(
+    config: Config,
+    collector: Box<dyn collect::Collector>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<(), ServiceError> {
+    server::run_with(config, collector, shutdown).await
+}

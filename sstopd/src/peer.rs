@@ -37,6 +37,66 @@ impl Peer {
     }
 }
 
+#[cfg(target_os = "macos")]
+impl Peer {
+    /// Credentials of the process at the other end of a connected Unix socket:
+    /// `LOCAL_PEERCRED` (uid + groups, the first being the effective gid) and
+    /// `LOCAL_PEERPID`.
+    pub fn from_fd(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<Peer> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: xucred is plain old data; all-zero is a valid value.
+        let mut cred: libc::xucred = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::xucred>() as libc::socklen_t;
+        // SAFETY: the buffer is a valid, writable xucred of `len` bytes.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_LOCAL,
+                libc::LOCAL_PEERCRED,
+                (&mut cred as *mut libc::xucred).cast(),
+                &mut len,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if cred.cr_version != libc::XUCRED_VERSION {
+            return Err(std::io::Error::other("unknown xucred version"));
+        }
+        // Only the first cr_ngroups entries are groups; the rest of the array is zero
+        // (gid 0 is wheel: reading past the count would grant admin rights).
+        let count = usize::try_from(cred.cr_ngroups)
+            .unwrap_or(0)
+            .min(cred.cr_groups.len());
+        let groups = &cred.cr_groups[..count];
+        let Some((&gid, supplementary)) = groups.split_first() else {
+            return Err(std::io::Error::other("peer credentials carry no group"));
+        };
+        let mut pid: libc::c_int = 0;
+        let mut pid_len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: the buffer is a valid, writable c_int of `pid_len` bytes.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_LOCAL,
+                libc::LOCAL_PEERPID,
+                (&mut pid as *mut libc::c_int).cast(),
+                &mut pid_len,
+            )
+        };
+        Ok(Peer {
+            uid: cred.cr_uid,
+            gid,
+            pid: if rc == 0 {
+                u32::try_from(pid).unwrap_or(0)
+            } else {
+                0
+            },
+            groups: supplementary.to_vec(),
+        })
+    }
+}
+
 /// `SO_PEERGROUPS`: supplementary groups of the peer at connect time.
 #[cfg(target_os = "linux")]
 fn peer_groups(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<Vec<u32>> {

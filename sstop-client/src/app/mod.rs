@@ -3,7 +3,9 @@
 //! arrives as events and leaves as actions.
 
 pub mod kill;
+mod nav;
 pub mod rows;
+mod views;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
@@ -17,9 +19,6 @@ pub use rows::{RowKey, RowRef, SortKey};
 
 /// Refresh intervals `+`/`-` step through (milliseconds).
 pub const INTERVAL_STEPS: [u32; 9] = [100, 200, 250, 500, 1000, 2000, 3000, 5000, 10_000];
-
-/// Rows of chrome around a list (header, column titles, footer); a page is the rest.
-const CHROME_ROWS: u16 = 8;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum View {
@@ -95,6 +94,8 @@ pub struct App {
     pub conns: Vec<usize>,
     /// Selected index per list (processes, hosts, listen, connections).
     pub selected: [usize; 4],
+    /// First row shown per list; kept so the view scrolls only when the selection leaves it.
+    pub offset: [usize; 4],
     selected_key: Option<RowKey>,
     /// Selected interface by name; `None` = the default route's interface.
     pub iface: Option<String>,
@@ -128,6 +129,7 @@ impl App {
             listen: Vec::new(),
             conns: Vec::new(),
             selected: [0; 4],
+            offset: [0; 4],
             selected_key: None,
             iface: None,
             iface_history: HashMap::new(),
@@ -158,34 +160,6 @@ impl App {
             View::Detail { pid, .. } => Some(pid),
             _ => None,
         }
-    }
-
-    /// Index of the list the current view shows (into `selected`).
-    pub fn list_slot(&self) -> usize {
-        match self.view {
-            View::Processes => 0,
-            View::Hosts => 1,
-            View::Listen => 2,
-            View::Detail { .. } => 3,
-        }
-    }
-
-    pub fn list_len(&self) -> usize {
-        match self.view {
-            View::Processes => self.rows.len(),
-            View::Hosts => self.hosts.len(),
-            View::Listen => self.listen.len(),
-            View::Detail { .. } => self.conns.len(),
-        }
-    }
-
-    pub fn selection(&self) -> usize {
-        self.selected[self.list_slot()]
-    }
-
-    /// Rows a page key moves by.
-    pub fn page_rows(&self) -> usize {
-        usize::from(self.size.1.saturating_sub(CHROME_ROWS).max(1))
     }
 
     /// The interface the header features: the chosen one, else the default route's, else the first.
@@ -238,6 +212,7 @@ impl App {
             }
             Event::Resize { width, height } => {
                 self.size = (width, height);
+                self.select(self.selection());
                 None
             }
             Event::Quit => Some(Action::Quit),
@@ -247,12 +222,12 @@ impl App {
                 None
             }
             Event::Disconnected { reason } => {
-                if !matches!(self.link, Link::Reconnecting { .. }) {
-                    self.link = Link::Reconnecting {
-                        reason,
-                        since_ms: self.now_ms,
-                    };
-                }
+                // Keep when the outage began; show the latest reason.
+                let since_ms = match self.link {
+                    Link::Reconnecting { since_ms, .. } => since_ms,
+                    _ => self.now_ms,
+                };
+                self.link = Link::Reconnecting { reason, since_ms };
                 None
             }
             Event::Snapshot(snap) => self.on_snapshot(snap),
@@ -414,234 +389,6 @@ impl App {
         self.detail = Some(d);
         self.rebuild();
         self.wanted_lookups()
-    }
-
-    /// Recompute every list from the shown frame, keeping selections where they were.
-    fn rebuild(&mut self) {
-        let Some(snap) = self.shown.as_deref() else {
-            return;
-        };
-        self.rows = rows::process_rows(snap, self.sort, &self.filter);
-        self.hosts = rows::host_rows(snap, &self.filter);
-        self.listen = rows::listen_rows(snap, &self.filter);
-        self.conns = self
-            .detail
-            .as_ref()
-            .map(rows::connection_rows)
-            .unwrap_or_default();
-        // The process selection follows its row; if the row is gone, stay at the same place.
-        let found = self.selected_key.and_then(|key| {
-            self.rows
-                .iter()
-                .position(|&r| rows::view(snap, r).is_some_and(|v| v.key == key))
-        });
-        match found {
-            Some(i) => self.selected[0] = i,
-            None => self.select_in(0, self.selected[0]),
-        }
-        for slot in 1..4 {
-            let idx = self.selected[slot];
-            self.select_in(slot, idx);
-        }
-    }
-
-    fn len_of(&self, slot: usize) -> usize {
-        match slot {
-            0 => self.rows.len(),
-            1 => self.hosts.len(),
-            2 => self.listen.len(),
-            _ => self.conns.len(),
-        }
-    }
-
-    /// Set list `slot` to `index`, clamped; for processes remember the row's identity.
-    fn select_in(&mut self, slot: usize, index: usize) {
-        let len = self.len_of(slot);
-        let i = index.min(len.saturating_sub(1));
-        self.selected[slot] = i;
-        if slot == 0 {
-            self.selected_key = self.selected_row().map(|v| v.key);
-        }
-    }
-
-    fn select(&mut self, index: usize) {
-        self.select_in(self.list_slot(), index);
-    }
-
-    fn move_by(&mut self, delta: isize) -> Option<Action> {
-        let cur = self.selection() as isize;
-        let next = cur.saturating_add(delta).max(0) as usize;
-        self.select(next);
-        None
-    }
-
-    /// The selected process-table row.
-    pub fn selected_row(&self) -> Option<rows::RowView<'_>> {
-        let snap = self.shown.as_deref()?;
-        let r = *self.rows.get(self.selected[0])?;
-        rows::view(snap, r)
-    }
-
-    fn enter(&mut self) -> Option<Action> {
-        match self.view {
-            View::Processes => {
-                let row = self.selected_row()?;
-                let RowKey::Process { pid, start_time } = row.key else {
-                    self.status = Some("traffic without an owning process has no detail".into());
-                    return None;
-                };
-                let name = row.name.into_owned();
-                self.open_detail(pid, start_time, name)
-            }
-            View::Listen => {
-                let snap = self.shown.as_deref()?;
-                let l = snap.listen_ports.get(*self.listen.get(self.selected[2])?)?;
-                let p = snap
-                    .processes
-                    .iter()
-                    .find(|p| p.pid == l.pid && l.pid != 0)?;
-                let (pid, start_time, name) = (p.pid, p.start_time, p.name.clone());
-                self.open_detail(pid, start_time, name)
-            }
-            _ => None,
-        }
-    }
-
-    fn open_detail(&mut self, pid: u32, start_time: u64, name: String) -> Option<Action> {
-        self.view = View::Detail {
-            pid,
-            start_time,
-            name,
-        };
-        self.detail = None;
-        self.pending_detail = None;
-        self.conns.clear();
-        self.selected[3] = 0;
-        Some(self.subscription())
-    }
-
-    fn back(&mut self) -> Option<Action> {
-        if self.view == View::Processes {
-            if !self.filter.is_empty() {
-                self.filter.clear();
-                self.rebuild();
-            }
-            return None;
-        }
-        self.switch(View::Processes)
-    }
-
-    /// Change view; `h`/`l` pressed twice return to the table. Leaving detail unsubscribes it.
-    fn switch(&mut self, target: View) -> Option<Action> {
-        let was_detail = self.detail_pid().is_some();
-        self.view = if self.view == target {
-            View::Processes
-        } else {
-            target
-        };
-        if was_detail {
-            self.detail = None;
-            self.pending_detail = None;
-            return Some(self.subscription());
-        }
-        None
-    }
-
-    fn open_kill(&mut self) {
-        let target = match &self.view {
-            View::Detail {
-                pid,
-                start_time,
-                name,
-            } => Some((*pid, *start_time, name.clone())),
-            View::Processes => match self.selected_row() {
-                Some(row) => match row.key {
-                    RowKey::Process { pid, start_time } => {
-                        Some((pid, start_time, row.name.into_owned()))
-                    }
-                    RowKey::Unattributed(_) => {
-                        self.status = Some("no process to signal for unattributed traffic".into());
-                        return;
-                    }
-                },
-                None => None,
-            },
-            _ => None,
-        };
-        if let Some((pid, start_time, name)) = target {
-            self.overlay = Overlay::Kill(KillOverlay::new(pid, start_time, name));
-        }
-    }
-
-    fn next_interface(&mut self) {
-        let Some(snap) = self.shown.as_deref() else {
-            return;
-        };
-        if snap.interfaces.is_empty() {
-            return;
-        }
-        let cur = self
-            .current_interface()
-            .and_then(|c| snap.interfaces.iter().position(|i| i.name == c.name))
-            .unwrap_or(0);
-        let next = (cur + 1) % snap.interfaces.len();
-        self.iface = Some(snap.interfaces[next].name.clone());
-    }
-
-    fn step_interval(&mut self, dir: i32) -> Option<Action> {
-        let cur = self.interval_ms;
-        let next = if dir < 0 {
-            INTERVAL_STEPS.iter().rev().find(|&&s| s < cur).copied()
-        } else {
-            INTERVAL_STEPS.iter().find(|&&s| s > cur).copied()
-        };
-        match next {
-            Some(ms) => {
-                self.interval_ms = ms;
-                Some(self.subscription())
-            }
-            None => {
-                self.status = Some(format!(
-                    "refresh interval is already {}",
-                    crate::format::interval(cur)
-                ));
-                None
-            }
-        }
-    }
-
-    /// Addresses that want a reverse lookup now (DNS on, not cached, not in flight).
-    fn wanted_lookups(&mut self) -> Option<Action> {
-        if !self.dns.enabled {
-            return None;
-        }
-        let mut addrs: Vec<IpAddr> = Vec::new();
-        if let Some(d) = &self.detail {
-            addrs.extend(
-                d.connections
-                    .iter()
-                    .filter_map(|c| c.remote.map(|r| r.ip())),
-            );
-        }
-        if self.view == View::Hosts
-            && let Some(s) = self.shown.as_deref()
-        {
-            addrs.extend(
-                self.hosts
-                    .iter()
-                    .filter_map(|&i| s.remote_hosts.get(i))
-                    .map(|h| h.addr),
-            );
-        }
-        addrs.retain(|a| !a.is_unspecified());
-        addrs.sort();
-        addrs.dedup();
-        addrs.retain(|a| !self.dns.cache.contains_key(a) && !self.dns.pending.contains(a));
-        if addrs.is_empty() {
-            return None;
-        }
-        self.dns.pending.extend(addrs.iter().copied());
-        Some(Action::Resolve(addrs))
     }
 }
 

@@ -75,6 +75,7 @@ pub struct RowView<'a> {
     pub listening: u32,
     pub alive: bool,
     pub history: &'a [proto::RatePoint],
+    pub trend: proto::Trend,
 }
 
 pub fn view(snap: &Snapshot, row: RowRef) -> Option<RowView<'_>> {
@@ -93,6 +94,7 @@ pub fn view(snap: &Snapshot, row: RowRef) -> Option<RowView<'_>> {
             listening: p.listening,
             alive: p.alive,
             history: &p.history,
+            trend: p.trend,
         }),
         RowRef::Unattributed(i) => snap.unattributed.get(i).map(|u| RowView {
             key: RowKey::Unattributed(u.proto),
@@ -105,6 +107,7 @@ pub fn view(snap: &Snapshot, row: RowRef) -> Option<RowView<'_>> {
             listening: 0,
             alive: true,
             history: &[],
+            trend: proto::Trend::Steady,
         }),
     }
 }

@@ -61,8 +61,9 @@ fn columns(width: usize) -> Cols {
     }
     let spare = width.saturating_sub(used);
     if spare >= 16 {
-        c.local = spare / 2;
-        c.remote = 12 + spare - c.local;
+        // The local column costs its width plus one separator.
+        c.local = (spare - 1) / 2;
+        c.remote = 12 + spare - 1 - c.local;
     } else {
         c.remote = 12 + spare;
     }
@@ -198,7 +199,7 @@ pub fn render(app: &App, f: &mut Frame, body: Rect) {
         return;
     }
     let visible = usize::from(area.height);
-    let offset = scroll_offset(app.selected[3], visible);
+    let offset = scroll_offset(app, 3, visible);
     let lines: Vec<Line<'static>> = app
         .conns
         .iter()
@@ -290,4 +291,18 @@ fn connection_row(
         ));
     }
     row_line(s, bg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_fill_the_width_exactly() {
+        for w in [30usize, 40, 60, 80, 120, 200] {
+            let c = columns(w);
+            let t: usize = titles(&c).iter().map(|s| text::width(s)).sum();
+            assert_eq!(t, w, "width {w}");
+        }
+    }
 }

@@ -49,7 +49,13 @@ fn title_line(app: &App, width: usize) -> Line<'static> {
         Span::raw("  "),
         Span::styled(format::clock(app.now_ms), theme::dim()),
         Span::raw("  "),
-        Span::styled(format!("{procs} processes"), Style::new().fg(theme::FG)),
+        Span::styled(
+            format!(
+                "{procs} {}",
+                if procs == 1 { "process" } else { "processes" }
+            ),
+            Style::new().fg(theme::FG),
+        ),
     ];
     if app.paused {
         left.push(Span::styled("  ⏸ PAUSED", theme::warning()));
@@ -75,7 +81,7 @@ fn title_line(app: &App, width: usize) -> Line<'static> {
     }
     let lw: usize = left.iter().map(|s| s.width()).sum();
     let rw: usize = right.iter().map(|s| s.width()).sum();
-    if lw + rw + 1 <= width {
+    if lw + rw < width {
         left.push(Span::raw(" ".repeat(width - lw - rw)));
         left.extend(right);
     }
@@ -94,26 +100,28 @@ fn graph_line(app: &App, width: usize) -> Line<'static> {
                 .collect()
         })
         .unwrap_or_default();
-    let gw = proto::HISTORY_LEN.min(width / 3);
+    // The full 60 s when there is room; a shorter tail on narrow terminals.
+    let gw = if width >= 120 {
+        proto::HISTORY_LEN
+    } else {
+        width / 3
+    };
     let mut spans = vec![
         Span::styled(spark::sparkline(&hist, gw), Style::new().fg(theme::CYAN)),
         Span::raw(" "),
     ];
+    // Degradation notes before the totals: when the line is cut, the warnings survive.
     if let Some(s) = &app.shown {
-        let t = &s.totals.traffic;
         spans.push(Span::styled(
-            format!("▲ {} ", format::rate(t.up_bps)),
-            Style::new().fg(theme::UP),
+            format!("{} ", s.collector.mode.as_str()),
+            theme::dim(),
         ));
-        spans.push(Span::styled(
-            format!("▼ {}  ", format::rate(t.down_bps)),
-            Style::new().fg(theme::DOWN),
-        ));
-        let mode = s.collector.mode.as_str();
-        spans.push(Span::styled(format!("collector: {mode}"), theme::dim()));
+        if let Some(note) = &app.embedded_note {
+            spans.push(Span::styled(format!("{note}  "), theme::warning()));
+        }
         if s.collector.capture_drops > 0 {
             spans.push(Span::styled(
-                format!("  {} frames dropped", s.collector.capture_drops),
+                format!("{} frames dropped  ", s.collector.capture_drops),
                 theme::warning(),
             ));
         }
@@ -123,13 +131,21 @@ fn graph_line(app: &App, width: usize) -> Line<'static> {
                 proto::Severity::Info => theme::dim(),
             };
             spans.push(Span::styled(
-                format!("  {}", text::clean(&n.message)),
+                format!("{}  ", text::clean(&n.message)),
                 style,
             ));
         }
-    }
-    if let Some(note) = &app.embedded_note {
-        spans.push(Span::styled(format!("  {note}"), theme::warning()));
+        let t = &s.totals.traffic;
+        spans.push(Span::styled(
+            format!("total ▲ {} ", format::rate(t.up_bps)),
+            Style::new().fg(theme::UP),
+        ));
+        spans.push(Span::styled(
+            format!("▼ {}", format::rate(t.down_bps)),
+            Style::new().fg(theme::DOWN),
+        ));
+    } else if let Some(note) = &app.embedded_note {
+        spans.push(Span::styled(note.clone(), theme::warning()));
     }
     Line::from(spans)
 }

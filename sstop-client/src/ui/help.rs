@@ -18,15 +18,15 @@ const SECTIONS: [(&str, &[(&str, &str)]); 4] = [
             ("PgDn/^D", "page down"),
             ("g/Home", "first"),
             ("G/End", "last"),
-            ("mouse", "click selects, wheel scrolls"),
+            ("mouse", "click select, wheel"),
         ],
     ),
     (
         "Process table",
         &[
             ("enter", "open detail"),
-            ("s", "cycle sort: rate down up pid name conns"),
-            ("/", "filter: name, command line, pid"),
+            ("s", "cycle sort"),
+            ("/", "filter name/cmd/pid"),
             ("h", "remote hosts"),
             ("l", "listen ports"),
             ("K", "kill process"),
@@ -44,18 +44,37 @@ const SECTIONS: [(&str, &[(&str, &str)]); 4] = [
         "Global",
         &[
             ("i / tab", "cycle interface"),
-            ("+ / -", "refresh faster / slower"),
-            ("space", "pause display (collection goes on)"),
+            ("+ / -", "refresh speed"),
+            ("space", "pause display"),
             ("?", "toggle help"),
             ("q / ^C", "quit"),
         ],
     ),
 ];
 
-const NOTES: [&str; 2] = [
-    "Process, host and connection figures are payload bytes; interface figures are wire bytes (headers included).",
-    "Rates are bytes per second.",
+const NOTES: [&str; 5] = [
+    "Sort: rate → down → up → pid → name → conns.",
+    "Space freezes the display; collection goes on.",
+    "Processes, hosts, connections: payload bytes.",
+    "Interfaces: wire bytes (headers included).",
+    "Rates are bytes per second (B/s, KiB/s = 1024 B/s).",
 ];
+
+/// Clear `rect` for a popup. A wide character just left of it would have its
+/// right half under the border; blank it so the terminal never splits one.
+pub fn clear_popup(f: &mut Frame, rect: Rect) {
+    f.render_widget(Clear, rect);
+    if rect.x == 0 {
+        return;
+    }
+    let buf = f.buffer_mut();
+    for y in rect.y..rect.bottom() {
+        let cell = &mut buf[(rect.x - 1, y)];
+        if unicode_width::UnicodeWidthStr::width(cell.symbol()) > 1 {
+            cell.set_symbol(" ");
+        }
+    }
+}
 
 /// A centred rectangle of at most `w`×`h` inside `area`.
 pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
@@ -69,34 +88,69 @@ pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
     }
 }
 
-pub fn render(f: &mut Frame, area: Rect) {
-    let mut lines: Vec<Line<'static>> = Vec::new();
-    for (title, keys) in SECTIONS {
+fn section_lines(sections: &[(&str, &[(&str, &str)])], width: usize) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    for (i, (title, keys)) in sections.iter().enumerate() {
+        if i > 0 {
+            lines.push(Line::raw(" ".repeat(width)));
+        }
         lines.push(Line::from(Span::styled(
-            title,
+            title.to_string(),
             Style::new().fg(theme::CYAN),
         )));
-        for (k, what) in keys {
+        for (k, what) in keys.iter() {
             lines.push(Line::from(vec![
                 Span::styled(text::left(k, 10), theme::key()),
-                Span::styled(what.to_string(), Style::new().fg(theme::FG)),
+                Span::styled(
+                    text::left(what, width.saturating_sub(10)),
+                    Style::new().fg(theme::FG),
+                ),
             ]));
         }
-        lines.push(Line::raw(""));
     }
+    lines
+}
+
+pub fn render(f: &mut Frame, area: Rect) {
+    // Two columns when there is room, as the original; one otherwise.
+    let two = area.width >= 76;
+    let col = if two { 34 } else { 60 };
+    let mut lines: Vec<Line<'static>> = if two {
+        let left = section_lines(&SECTIONS[..2], col);
+        let right = section_lines(&SECTIONS[2..], col);
+        (0..left.len().max(right.len()))
+            .map(|i| {
+                let mut spans = left
+                    .get(i)
+                    .map_or_else(|| vec![Span::raw(" ".repeat(col))], |l| l.spans.clone());
+                spans.push(Span::raw("  "));
+                spans.extend(right.get(i).map(|l| l.spans.clone()).unwrap_or_default());
+                Line::from(spans)
+            })
+            .collect()
+    } else {
+        section_lines(&SECTIONS, col)
+    };
+    lines.push(Line::raw(""));
     for n in NOTES {
         lines.push(Line::from(Span::styled(n, theme::dim())));
     }
     let h = u16::try_from(lines.len())
         .unwrap_or(u16::MAX)
         .saturating_add(2);
-    let rect = centered(area, 64, h);
+    let w = if two {
+        2 * col as u16 + 6
+    } else {
+        col as u16 + 4
+    };
+    let rect = centered(area, w, h);
     let block = Block::bordered()
         .border_type(BorderType::Rounded)
         .border_style(Style::new().fg(theme::BLUE))
         .title(Span::styled(" Keyboard Shortcuts ", theme::title()))
+        .padding(ratatui::widgets::Padding::horizontal(1))
         .style(Style::new().bg(theme::BG_POPUP).fg(theme::FG));
-    f.render_widget(Clear, rect);
+    clear_popup(f, rect);
     f.render_widget(
         Paragraph::new(lines)
             .block(block)

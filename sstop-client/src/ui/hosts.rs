@@ -93,7 +93,7 @@ pub fn render(app: &App, f: &mut Frame, body: Rect) {
     let max_up = hosts.iter().map(|h| h.traffic.up_bps).fold(0.0, f64::max);
     let max_down = hosts.iter().map(|h| h.traffic.down_bps).fold(0.0, f64::max);
     let visible = usize::from(area.height);
-    let offset = scroll_offset(app.selected[1], visible);
+    let offset = scroll_offset(app, 1, visible);
     let lines: Vec<Line<'static>> = hosts
         .iter()
         .enumerate()

@@ -4,13 +4,16 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Wrap};
+use ratatui::widgets::{Block, BorderType, Paragraph, Wrap};
 
-use super::help::centered;
+use super::help::{centered, clear_popup};
 use super::text;
 use crate::app::KillOverlay;
 use crate::app::kill::KillPhase;
 use crate::theme;
+
+/// Text width inside the border.
+const INNER: usize = 46;
 
 pub fn render(k: &KillOverlay, f: &mut Frame, area: Rect) {
     let mut lines = vec![Line::from(vec![
@@ -45,13 +48,13 @@ pub fn render(k: &KillOverlay, f: &mut Frame, area: Rect) {
             ]));
         }
         KillPhase::Waiting(sig) => {
-            lines.push(Line::from(Span::styled(
-                format!(
-                    "SIG{} sent to the daemon; waiting for its answer…",
-                    sig.name()
-                ),
-                theme::dim(),
-            )));
+            let msg = format!(
+                "SIG{} requested; waiting for the daemon's answer…",
+                sig.name()
+            );
+            for l in text::wrap(&msg, INNER) {
+                lines.push(Line::from(Span::styled(l, theme::dim())));
+            }
         }
         KillPhase::Answered(r) => {
             let (label, color) = if r.outcome.is_success() {
@@ -69,10 +72,9 @@ pub fn render(k: &KillOverlay, f: &mut Frame, area: Rect) {
                     Style::new().fg(color).add_modifier(Modifier::BOLD),
                 ),
             ]));
-            lines.push(Line::from(Span::styled(
-                text::clean(&r.message).into_owned(),
-                Style::new().fg(theme::FG),
-            )));
+            for l in text::wrap(&r.message, INNER) {
+                lines.push(Line::from(Span::styled(l, Style::new().fg(theme::FG))));
+            }
             lines.push(Line::raw(""));
             lines.push(Line::from(vec![
                 Span::styled("enter/esc", theme::key()),
@@ -83,7 +85,7 @@ pub fn render(k: &KillOverlay, f: &mut Frame, area: Rect) {
     let h = u16::try_from(lines.len())
         .unwrap_or(u16::MAX)
         .saturating_add(2);
-    let rect = centered(area, 48, h);
+    let rect = centered(area, INNER as u16 + 2, h);
     let block = Block::bordered()
         .border_type(BorderType::Rounded)
         .border_style(Style::new().fg(theme::RED))
@@ -92,7 +94,7 @@ pub fn render(k: &KillOverlay, f: &mut Frame, area: Rect) {
             Style::new().fg(theme::RED).add_modifier(Modifier::BOLD),
         ))
         .style(Style::new().bg(theme::BG_POPUP).fg(theme::FG));
-    f.render_widget(Clear, rect);
+    clear_popup(f, rect);
     f.render_widget(
         Paragraph::new(lines)
             .block(block)

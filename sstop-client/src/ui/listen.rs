@@ -57,7 +57,7 @@ pub fn render(app: &App, f: &mut Frame, body: Rect) {
         return;
     }
     let visible = usize::from(area.height);
-    let offset = scroll_offset(app.selected[2], visible);
+    let offset = scroll_offset(app, 2, visible);
     let lines: Vec<Line<'static>> = app
         .listen
         .iter()

@@ -126,26 +126,40 @@ fn banner(app: &App, f: &mut Frame, area: Rect) {
     f.render_widget(Paragraph::new(text::left(&msg, w)).style(style), area);
 }
 
-/// First row shown of a list of which `selected` must be visible in `visible` rows.
-pub fn scroll_offset(selected: usize, visible: usize) -> usize {
-    selected.saturating_sub(visible.saturating_sub(1))
+/// First row shown of list `slot`: the app's remembered offset, moved just
+/// enough to keep the selection visible in `visible` rows.
+pub fn scroll_offset(app: &App, slot: usize, visible: usize) -> usize {
+    let selected = app.selected[slot];
+    let hint = app.offset[slot];
+    let lowest = selected.saturating_sub(visible.saturating_sub(1));
+    hint.clamp(lowest, selected.max(lowest))
 }
 
-/// The list row under screen cell (x, y), for mouse clicks.
-pub fn row_at(app: &App, x: u16, y: u16) -> Option<usize> {
+/// Where the current view draws its rows, for a terminal of `app.size`.
+fn list_rect(app: &App) -> Option<Rect> {
     let (w, h) = app.size;
     let a = areas(app, Rect::new(0, 0, w, h))?;
-    let list = match &app.view {
+    Some(match &app.view {
         View::Processes => table::list_area(a.body),
         View::Detail { .. } => detail::list_area(app, a.body),
         View::Hosts => hosts::list_area(a.body),
         View::Listen => listen::list_area(a.body),
-    };
+    })
+}
+
+/// Rows of the current list that fit on screen (at least 1).
+pub fn visible_rows(app: &App) -> usize {
+    list_rect(app).map_or(1, |r| usize::from(r.height).max(1))
+}
+
+/// The list row under screen cell (x, y), for mouse clicks.
+pub fn row_at(app: &App, x: u16, y: u16) -> Option<usize> {
+    let list = list_rect(app)?;
     let inside = x >= list.x && x < list.right() && y >= list.y && y < list.bottom();
     if !inside {
         return None;
     }
-    let offset = scroll_offset(app.selection(), usize::from(list.height));
+    let offset = scroll_offset(app, app.list_slot(), usize::from(list.height));
     let i = offset + usize::from(y - list.y);
     (i < app.list_len()).then_some(i)
 }

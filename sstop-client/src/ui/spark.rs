@@ -47,7 +47,7 @@ pub fn bar(share: f64, width: usize, color: Color, bg: Color) -> Span<'static> {
     };
     let eighths = (share * (width * 8) as f64).round() as usize;
     let mut s = "█".repeat(eighths / 8);
-    if eighths % 8 > 0 {
+    if !eighths.is_multiple_of(8) {
         s.push(EIGHTHS[eighths % 8 - 1]);
     }
     let pad = width.saturating_sub(s.chars().count());

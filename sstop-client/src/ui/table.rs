@@ -26,7 +26,7 @@ pub struct Cols {
     pub listen: usize,
 }
 
-const MIN_NAME: usize = 9;
+const MIN_NAME: usize = 8;
 
 /// Fit the columns into `width`: the name and upload always, then the rest by priority.
 pub fn columns(width: usize) -> Cols {
@@ -65,7 +65,7 @@ pub fn columns(width: usize) -> Cols {
     if add(13, &mut used) {
         c.graph = 12;
     }
-    if add(9, &mut used) {
+    if width >= 100 && add(9, &mut used) {
         c.user = 8;
     }
     let bars = if c.down { 2 } else { 1 };
@@ -154,7 +154,7 @@ pub fn render(app: &App, f: &mut Frame, body: Rect) {
         return;
     }
     let visible = usize::from(list.height);
-    let offset = scroll_offset(app.selected[0], visible);
+    let offset = scroll_offset(app, 0, visible);
     let views: Vec<_> = app
         .rows
         .iter()
@@ -218,8 +218,17 @@ fn row(
             .map(|p| f64::from(p.up) + f64::from(p.down))
             .collect();
         s.push(Span::styled(
-            spark::sparkline(&h, c.graph) + " ",
+            spark::sparkline(&h, c.graph - 1),
             Style::new().fg(theme::CYAN).bg(bg),
+        ));
+        let (arrow, color) = match v.trend {
+            proto::Trend::Rising => ("↑", theme::YELLOW),
+            proto::Trend::Falling => ("↓", theme::BLUE),
+            proto::Trend::Steady => (" ", theme::FG_DIM),
+        };
+        s.push(Span::styled(
+            format!("{arrow} "),
+            Style::new().fg(color).bg(bg),
         ));
     }
     let rate_cell = |rate: f64, max: f64, color, s: &mut Vec<Span<'static>>| {
@@ -273,7 +282,8 @@ mod tests {
         }
         let c = columns(80);
         assert!(c.pid > 0 && c.down && c.conns > 0 && c.listen > 0 && c.graph > 0);
-        assert_eq!(c.bar, 0);
+        assert_eq!((c.bar, c.user), (0, 0));
+        assert!(c.name >= 18, "room for ‹unattributed UDP›");
         assert!(columns(120).bar > 0);
     }
 }

@@ -52,6 +52,34 @@ pub fn right(s: &str, width: usize) -> String {
     format!("{}{t}", " ".repeat(pad))
 }
 
+/// Word-wrap `s` into lines of at most `width` columns; over-long words are cut.
+pub fn wrap(s: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    for word in clean(s).split_whitespace() {
+        let need = if cur.is_empty() {
+            word.width()
+        } else {
+            cur.width() + 1 + word.width()
+        };
+        if need > width && !cur.is_empty() {
+            lines.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+        if cur.width() > width {
+            lines.push(truncate(&cur, width));
+            cur.clear();
+        }
+    }
+    if !cur.is_empty() || lines.is_empty() {
+        lines.push(cur);
+    }
+    lines
+}
+
 /// Display width.
 pub fn width(s: &str) -> usize {
     s.width()
@@ -71,6 +99,18 @@ mod tests {
         assert_eq!(width(&right("🦀🦀🦀", 4)), 4);
         assert_eq!(truncate("abc", 0), "");
         assert_eq!(left("ab", 4), "ab  ");
+    }
+
+    #[test]
+    fn wrapping_keeps_words_and_widths() {
+        assert_eq!(
+            wrap("process 4242 belongs to uid 0", 12),
+            vec!["process 4242", "belongs to", "uid 0"]
+        );
+        assert_eq!(wrap("", 5), vec![""]);
+        for l in wrap("一二三四五六七八九十 x", 6) {
+            assert!(width(&l) <= 6, "{l}");
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::collect::CollectError;
+use crate::collect::{CollectError, Collector};
 use crate::config::Config;
 use crate::kill::KillPolicy;
 use crate::systemd::Notifier;
@@ -46,13 +46,38 @@ pub enum ServiceError {
 /// Run the daemon until `shutdown` is cancelled. Installs no signal handler
 /// and no logger; removes its socket before returning.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), ServiceError> {
+    serve(config, None, shutdown).await
+}
+
+/// [`run`] with a collector supplied by the caller instead of `config.collector`
+/// (integration tests whose view must hold chosen real processes).
+pub async fn run_with(
+    config: Config,
+    collector: Box<dyn Collector>,
+    shutdown: CancellationToken,
+) -> Result<(), ServiceError> {
+    serve(config, Some(collector), shutdown).await
+}
+
+async fn serve(
+    config: Config,
+    injected: Option<Box<dyn Collector>>,
+    shutdown: CancellationToken,
+) -> Result<(), ServiceError> {
     let notifier = Notifier::new(config.systemd);
     let listener = open_listener(&config)?;
     let (hub, wake_rx) = Hub::new();
     // Everything below stops on `stop`: the caller's shutdown or our own failure.
     let stop = shutdown.child_token();
-    let mut sampler =
-        Sampler::start(&config, Arc::clone(&hub), wake_rx, notifier, stop.clone()).await?;
+    let mut sampler = Sampler::start(
+        &config,
+        injected,
+        Arc::clone(&hub),
+        wake_rx,
+        notifier,
+        stop.clone(),
+    )
+    .await?;
 
     let result = async {
         if !first_tick(&hub, &stop, &mut sampler.ended).await? {

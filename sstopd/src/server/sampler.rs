@@ -38,8 +38,11 @@ struct Plan {
 impl Sampler {
     /// Start the thread, open the collector on it (blocking probes stay off
     /// the reactor) and return once it is open.
+    /// `injected`: run this collector instead of opening `config.collector`
+    /// (tests that need a view of chosen processes; see `crate::run_with`).
     pub async fn start(
         config: &Config,
+        injected: Option<Box<dyn Collector>>,
         hub: Arc<Hub>,
         wake: Receiver<()>,
         notifier: Notifier,
@@ -56,7 +59,11 @@ impl Sampler {
         let thread = std::thread::Builder::new()
             .name("sstopd-collect".into())
             .spawn(move || {
-                let collector = match open(choice, size) {
+                let opened = match injected {
+                    Some(collector) => Ok(collector),
+                    None => open(choice, size),
+                };
+                let collector = match opened {
                     Ok(c) => c,
                     Err(e) => {
                         let _ = opened_tx.send(Err(e));
