@@ -22,37 +22,46 @@ SYS_PY=/usr/bin/python3
 
 unit_has() { grep -Eq "$1" "$UNIT"; }
 
-# sandboxed CMD...: run CMD (as root) in a private mount namespace shaped like the unit's:
-# ProtectProc=invisible (hidepid), PrivateTmp, ProtectHome, ProtectSystem=strict with only the
-# check's work directory writable (the unit's RuntimeDirectory), ProtectKernelTunables (/sys ro).
-sandboxed() {
-    local hidepid=""
-    unit_has '^ProtectProc=invisible$' && hidepid="-o hidepid=invisible"
-    # exec all the way down: the background job's pid is the tracer's, or sstopd's own.
-    exec unshare --mount --propagation private -- sh -c '
-        set -e
-        mount -t proc '"$hidepid"' proc /proc
-        mount -t tmpfs -o mode=1777 tmpfs /tmp
-        for d in /home /root /run/user; do [ -d "$d" ] && mount -t tmpfs -o ro,mode=755 tmpfs "$d"; done
-        mount --bind "$1" "$1"
-        mount -o remount,bind,ro /
-        mount -o remount,bind,ro /sys
-        if mountpoint -q /sys/kernel/tracing; then mount -o remount,bind,ro /sys/kernel/tracing; fi
-        shift
-        exec "$@"' sandbox "$WORK" "$@"
-}
+# SANDBOX: a command prefix that runs the rest (as root) in a private mount namespace shaped like
+# the unit's: PrivateTmp, ProtectHome, ProtectSystem=strict with only the check's work directory
+# writable (the unit's RuntimeDirectory), ProtectKernelTunables (/sys and tracefs read-only), and
+# hidepid when the unit sets ProtectProc=invisible. unshare and sh exec, so the pid stays the same.
+hidepid=""
+unit_has '^ProtectProc=invisible$' && hidepid="-o hidepid=invisible"
+SANDBOX=(unshare --mount --propagation private -- sh -c '
+    set -e
+    mount -t proc '"$hidepid"' proc /proc
+    mount -t tmpfs -o mode=1777 tmpfs /tmp
+    for d in /home /root /run/user; do [ -d "$d" ] && mount -t tmpfs -o ro,mode=755 tmpfs "$d"; done
+    mount --bind "$1" "$1"
+    mount -o remount,bind,ro /
+    mount -o remount,bind,ro /sys
+    if mountpoint -q /sys/kernel/tracing; then mount -o remount,bind,ro /sys/kernel/tracing; fi
+    shift
+    exec "$@"' sandbox "$WORK")
 
-# start_daemon NAME CAPS [strace]: start the installed daemon; wait for its socket.
+# start_daemon NAME CAPS [strace|activate]: start the installed daemon as the unit would; wait for
+# its socket. strace: trace it (the tracer is the parent). activate: systemd-socket-activate makes
+# the socket (group sstop, mode 0660 like sstopd.socket) and execs the daemon at the first connection.
 start_daemon() {
-    local name=$1 caps=$2 tracer=()
-    [ "${3:-}" = strace ] && tracer=(strace -f -qq -o "$WORK/$name.trace")
+    local name=$1 caps=$2 mode=${3:-} outer=()
+    [ "$mode" = strace ] && outer=(strace -f -qq -o "$WORK/$name.trace")
+    [ "$mode" = activate ] && outer=(systemd-socket-activate -l "$SOCK" --)
+    local set="-all${caps:+,+${caps//,/,+}}"
     rm -f "$SOCK"
-    sandboxed "${tracer[@]}" setpriv --reuid=sstopd --regid=sstop --clear-groups \
-        --inh-caps="-all${caps:+,+${caps//,/,+}}" --ambient-caps="-all${caps:+,+${caps//,/,+}}" \
-        --bounding-set="-all${caps:+,+${caps//,/,+}}" --no-new-privs -- \
-        /usr/bin/sstopd --socket "$SOCK" --socket-group sstop --socket-mode 0660 --collector "$COLLECTOR" \
-        >"$WORK/$name.log" 2>&1 &
+    if [ "$mode" = activate ]; then
+        "${outer[@]}" "${SANDBOX[@]}" setpriv --reuid=sstopd --regid=sstop --clear-groups \
+            --inh-caps="$set" --ambient-caps="$set" --bounding-set="$set" --no-new-privs -- \
+            /usr/bin/sstopd --socket "$SOCK" --socket-group sstop --socket-mode 0660 --collector "$COLLECTOR" \
+            >"$WORK/$name.log" 2>&1 &
+    else
+        "${SANDBOX[@]}" "${outer[@]}" setpriv --reuid=sstopd --regid=sstop --clear-groups \
+            --inh-caps="$set" --ambient-caps="$set" --bounding-set="$set" --no-new-privs -- \
+            /usr/bin/sstopd --socket "$SOCK" --socket-group sstop --socket-mode 0660 --collector "$COLLECTOR" \
+            >"$WORK/$name.log" 2>&1 &
+    fi
     DAEMON_PID=$!
+    SSTOPD_PID=$DAEMON_PID
     track "$DAEMON_PID"
     for _ in $(seq 1 100); do
         [ -S "$SOCK" ] && break
@@ -60,9 +69,11 @@ start_daemon() {
         sleep 0.1
     done
     [ -S "$SOCK" ] || return 1
-    # unshare and sh exec their way to setpriv and sstopd (same pid); strace is a parent instead.
-    SSTOPD_PID=$DAEMON_PID
-    if [ ${#tracer[@]} -gt 0 ]; then
+    if [ "$mode" = activate ]; then
+        chgrp sstop "$SOCK" && chmod 0660 "$SOCK"
+        return 0
+    fi
+    if [ "$mode" = strace ]; then
         SSTOPD_PID=$(ps --ppid "$DAEMON_PID" -o pid= | tr -d ' ' | head -1)
         track "$SSTOPD_PID"
     fi
@@ -254,6 +265,16 @@ if start_daemon full "$FULL" strace; then
     refused=$(python3 "$HERE/check-syscalls.py" "$UNIT" "$WORK/full.trace" 2>"$WORK/syscalls.txt")
     check "every system call sstopd made is allowed by the unit's SystemCallFilter" \
         "[ -z '$refused' ] && [ -s '$WORK/full.trace' ]" "refused: $refused; $(cat "$WORK/syscalls.txt")"
+    # sstopd.socket: systemd owns the socket, the daemon takes it over (LISTEN_FDS) at the first viewer.
+    if start_daemon activated "$FULL" activate; then
+        viewer --json --count 1 >"$WORK/frame.json" 2>"$WORK/viewer.err"
+        check "socket activation: the first viewer starts sstopd (user sstopd, the unit's caps) and gets frames" \
+            "[ -s '$WORK/frame.json' ] && [ \"\$(readlink /proc/$DAEMON_PID/exe)\" = /usr/bin/sstopd ] && [ \"\$(stat -c %U /proc/$DAEMON_PID)\" = sstopd ]" \
+            "$(cat "$WORK/viewer.err"; tail -5 "$WORK/activated.log")"
+        stop_daemon
+    else
+        check "socket activation (systemd-socket-activate)" false "$(tail -10 "$WORK/activated.log")"
+    fi
     if [ "$COLLECTOR" = auto ]; then
         prove_needed sys_ptrace,dac_read_search ptrace
         has_packet && prove_needed net_raw netraw
