@@ -1,8 +1,8 @@
 # Part 4 of packaging/check.sh (sourced): the INSTALLED sstopd, started by hand the way the unit
 # starts it: user sstopd, group sstop, exactly the unit's capabilities as ambient + bounding set,
 # no new privileges, inside an emulation of the unit's file-system sandbox (ProtectSystem=strict,
-# ProtectHome, PrivateTmp, ProtectProc=invisible). Traffic comes from processes of uid 65534, so
-# attributing it needs the unit's ptrace/dac capabilities; the viewer is uid 65534 in group sstop.
+# ProtectHome, PrivateTmp, ProtectKernelTunables; hidepid if the unit sets ProtectProc=invisible).
+# Traffic comes from processes of uid 65534, so attributing it needs the unit's ptrace/dac capabilities; the viewer is uid 65534 in group sstop.
 
 NOBODY=65534
 SSTOP_GID=$(getent group sstop | cut -d: -f3)

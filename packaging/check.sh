@@ -11,7 +11,8 @@
 #     (setpriv, ambient caps, bounding set) in an emulation of the unit's file-system sandbox,
 #     under strace: another user's sockets are attributed, TCP and UDP bytes of known sizes are
 #     counted, signals are delivered, every system call made is allowed by the unit's filter;
-#     then again without the ptrace/dac capabilities and without CAP_NET_RAW to show each is needed
+#     socket activation (systemd-socket-activate) works; then again without each capability group
+#     (ptrace+dac, net_raw, perfmon, kill) to show each is needed and its loss is reported
 #  5. dpkg --purge, and the accounts removed again if this script created them
 set -uo pipefail
 cd "$(dirname "$0")/.."
