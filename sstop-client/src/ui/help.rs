@@ -94,8 +94,9 @@ fn section_lines(sections: &[(&str, &[(&str, &str)])], width: usize) -> Vec<Line
         if i > 0 {
             lines.push(Line::raw(" ".repeat(width)));
         }
+        // Padded to the column so the right column of a two-column layout stays aligned.
         lines.push(Line::from(Span::styled(
-            title.to_string(),
+            text::left(title, width),
             Style::new().fg(theme::CYAN),
         )));
         for (k, what) in keys.iter() {

@@ -497,3 +497,28 @@ fn the_list_scrolls_only_when_the_selection_leaves_the_screen() {
     app.update(Event::PageDown);
     assert_eq!(app.selected[0], visible + visible);
 }
+
+/// The two help columns stay aligned: a section title on the left never pulls the
+/// right column's keys out of line.
+#[test]
+fn help_columns_are_aligned() {
+    let mut app = app_with(120, 40);
+    app.update(Event::ToggleHelp);
+    let lines = draw(&app, 120, 40);
+    let col_of = |needle: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.find(needle).map(|b| l[..b].width()))
+            .unwrap_or_else(|| panic!("{needle} not shown:\n{}", lines.join("\n")))
+    };
+    assert_eq!(col_of("Global"), col_of("Detail"), "{}", lines.join("\n"));
+    let right = col_of("toggle DNS names");
+    for key in [
+        "back to table",
+        "cycle interface",
+        "refresh speed",
+        "pause display",
+    ] {
+        assert_eq!(col_of(key), right, "{key}:\n{}", lines.join("\n"));
+    }
+}
