@@ -58,11 +58,14 @@ impl TargetError {
 }
 
 /// `PF_KTHREAD` in the `flags` field of `/proc/<pid>/stat`.
+#[cfg(target_os = "linux")]
 const PF_KTHREAD: u64 = 0x0020_0000;
 /// kthreadd: parent of every kernel thread.
+#[cfg(target_os = "linux")]
 const KTHREADD_PID: u32 = 2;
 
 /// The fields of `/proc/<pid>/stat` a kill decision needs.
+#[cfg(target_os = "linux")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stat {
     pub comm: Vec<u8>,
@@ -72,41 +75,22 @@ pub struct Stat {
     pub start_time: u64,
 }
 
-/// Parse `/proc/<pid>/stat`. comm may hold spaces, `(` and `)` (B03), so the fields
-/// are split only after the **last** `)`; comm stays bytes (B04).
+/// Parse `/proc/<pid>/stat` with the collector's parser (one parser for the whole
+/// daemon): comm may hold spaces, `(` and `)` (B03), so fields are split only after
+/// the **last** `)`; comm stays bytes (B04).
+#[cfg(target_os = "linux")]
 pub fn parse_stat(raw: &[u8]) -> Result<Stat, &'static str> {
-    let open = raw
-        .iter()
-        .position(|&b| b == b'(')
-        .ok_or("no '(' before comm")?;
-    let close = raw
-        .iter()
-        .rposition(|&b| b == b')')
-        .ok_or("no ')' after comm")?;
-    if close < open {
-        return Err("')' before '('");
-    }
-    let comm = raw[open + 1..close].to_vec();
-    let rest =
-        std::str::from_utf8(&raw[close + 1..]).map_err(|_| "fields after comm are not text")?;
-    // Index 0 is field 3 (state); field N is at index N - 3.
-    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
-    let field = |n: usize| fields.get(n - 3).copied().ok_or("stat line too short");
-    let state = field(3)?.bytes().next().ok_or("empty state")?;
-    let ppid = field(4)?.parse().map_err(|_| "ppid is not a number")?;
-    let flags = field(9)?.parse().map_err(|_| "flags is not a number")?;
-    let start_time = field(22)?
-        .parse()
-        .map_err(|_| "starttime is not a number")?;
+    let st = crate::collect::linux::procmap::parse::parse_stat(raw).ok_or("malformed stat line")?;
     Ok(Stat {
-        comm,
-        state,
-        ppid,
-        flags,
-        start_time,
+        comm: st.comm,
+        state: st.state,
+        ppid: st.ppid,
+        flags: u64::from(st.flags),
+        start_time: st.start_time,
     })
 }
 
+#[cfg(target_os = "linux")]
 impl Stat {
     pub fn is_kernel_thread(&self, pid: u32) -> bool {
         self.flags & PF_KTHREAD != 0 || pid == KTHREADD_PID || self.ppid == KTHREADD_PID
@@ -118,18 +102,11 @@ impl Stat {
     }
 }
 
-/// Real uid from `/proc/<pid>/status`: the first number on the `Uid:` line
-/// (real, effective, saved, filesystem).
+/// Real uid from `/proc/<pid>/status` (the collector's parser): the first number on
+/// the `Uid:` line (real, effective, saved, filesystem).
+#[cfg(target_os = "linux")]
 pub fn parse_status_real_uid(status: &str) -> Result<u32, &'static str> {
-    let line = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .ok_or("no Uid: line")?;
-    line.split_ascii_whitespace()
-        .next()
-        .ok_or("empty Uid: line")?
-        .parse()
-        .map_err(|_| "real uid is not a number")
+    crate::collect::linux::procmap::parse::parse_status_uid(status).ok_or("no readable Uid: line")
 }
 
 /// `Tgid:` from `/proc/<pid>/status`: the process a thread id belongs to.
@@ -255,7 +232,7 @@ pub fn inspect(_pid: u32) -> Result<Target, TargetError> {
     ))
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
 
