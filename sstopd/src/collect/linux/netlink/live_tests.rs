@@ -239,6 +239,39 @@ fn netlink_destroy_reports_exact_final_counters() {
     );
 }
 
+#[test]
+fn netlink_dump_leaves_time_wait_to_the_kernel() {
+    let mut diag = SockDiag::open().unwrap();
+    let (_listener, mut client, mut server) = pair(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let (c, s) = (client.local_addr().unwrap(), server.local_addr().unwrap());
+    transfer(&mut client, &mut server, 1_000);
+    // Client closes first: its side ends in TIME-WAIT.
+    client.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(server.read(&mut [0u8; 16]).unwrap(), 0);
+    drop(server);
+    assert_eq!(client.read(&mut [0u8; 16]).unwrap(), 0);
+    drop(client);
+    // The kernel holds it (/proc/net/tcp lists every state) ...
+    let net = std::path::Path::new("/proc/thread-self/net");
+    poll("the client's TIME-WAIT socket in /proc/net/tcp", || {
+        crate::collect::linux::procnet::read_sockets(
+            net,
+            &[crate::collect::linux::procnet::Table::Tcp],
+        )
+        .unwrap()
+        .into_iter()
+        .find(|x| x.local == c && x.remote == Some(s) && x.state == Some(TcpState::TimeWait))
+    });
+    // ... but the dump, asked for live states only, never carries it.
+    let dumped = diag.dump(Family::V4, Proto::Tcp).unwrap();
+    assert!(find(&dumped, c, s).is_none(), "TIME-WAIT socket dumped");
+    assert!(
+        dumped
+            .iter()
+            .all(|d| !matches!(d.state, Some(TcpState::TimeWait | TcpState::NewSynRecv)))
+    );
+}
+
 /// A child process we started; killed and reaped even if the test fails.
 struct ChildGuard(Child);
 
