@@ -288,6 +288,19 @@ fn request_asks_every_state_but_minisockets_and_tcp_info() {
     assert_eq!(states | (1 << 6 | 1 << 12), u32::MAX);
 }
 
+#[test]
+fn one_walk_request_is_an_inet_diag_req_for_tcp() {
+    let req = tcp_both_request(9);
+    assert_eq!(req.len(), 16 + 60);
+    assert_eq!(u32::from_ne_bytes([req[0], req[1], req[2], req[3]]), 76);
+    assert_eq!(u16::from_ne_bytes([req[4], req[5]]), 18); // TCPDIAG_GETSOCK
+    assert_eq!(u16::from_ne_bytes([req[6], req[7]]), 0x301);
+    assert_eq!(u32::from_ne_bytes([req[8], req[9], req[10], req[11]]), 9);
+    assert_eq!(req[19], 2); // INET_DIAG_INFO
+    let states = u32::from_ne_bytes([req[68], req[69], req[70], req[71]]);
+    assert_eq!(states, !(1 << 6 | 1 << 12));
+}
+
 fn sock(state: TcpState, passive: Option<bool>, counters: TcpCounters) -> DiagSocket {
     DiagSocket {
         cookie: 1,
