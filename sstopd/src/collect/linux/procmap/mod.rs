@@ -164,7 +164,14 @@ impl ProcMap {
             stats.full = true;
             for pid in &listed {
                 if !self.scan_pid(*pid, &mut stats) {
-                    break;
+                    return stats;
+                }
+            }
+            // Every pid was just read: what is still unknown is not worth the uid-wide
+            // search the next cycle would otherwise start (as costly as this scan).
+            for (inode, _) in pending {
+                if !self.owners.contains_key(&inode) {
+                    self.unresolvable.insert(inode);
                 }
             }
             return stats;
