@@ -9,6 +9,7 @@ use super::history::History;
 use super::sockets::record_traffic;
 use super::users::UserNames;
 use crate::collect::{ProcKey, ProcessInfo};
+use crate::fasthash::FastMap;
 
 /// How long a process stays listed after it was last reported (exited, or holds no sockets).
 pub const GONE_RETENTION: Duration = Duration::from_secs(60);
@@ -103,7 +104,7 @@ impl ProcTable {
         p.pending.1 = p.pending.1.saturating_add(down);
     }
 
-    pub fn set_counts(&mut self, counts: HashMap<ProcKey, Counts>) {
+    pub fn set_counts(&mut self, counts: FastMap<ProcKey, Counts>) {
         for (key, p) in self.procs.iter_mut() {
             p.counts = counts.get(key).cloned().unwrap_or_default();
         }

@@ -1,7 +1,6 @@
 //! Per-socket state between samples: cumulative counters → deltas, including the final
 //! deltas of sockets that closed and sockets born and gone between two samples.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -9,6 +8,7 @@ use proto::{Proto, Traffic};
 
 use super::ema;
 use crate::collect::{ClosedSocket, ProcKey, SocketId, SocketSample};
+use crate::fasthash::FastMap;
 
 /// Counter delta that treats a counter going backwards (reset, reuse) as zero.
 pub fn counter_delta(prev: u64, now: u64) -> u64 {
@@ -48,12 +48,12 @@ pub struct Credit {
 
 #[derive(Debug, Default)]
 pub struct SocketTable {
-    sockets: HashMap<SocketId, SocketState>,
+    sockets: FastMap<SocketId, SocketState>,
     /// Sockets that left the listing without a destroy event, with their last counters
     /// and when they left. A TCP socket unhashed while its fd is still open (reset, or
     /// TIME-WAIT taken over by a minisocket) is destroyed only when the fd closes; its
     /// final counters then count from here, not from zero.
-    retired: HashMap<SocketId, (Option<u64>, Option<u64>, Duration)>,
+    retired: FastMap<SocketId, (Option<u64>, Option<u64>, Duration)>,
     primed: bool,
     generation: u64,
 }

@@ -241,7 +241,7 @@ pub fn tcp_both_request(seq: u32) -> Vec<u8> {
     let mut buf = Vec::with_capacity(LEN);
     buf.extend_from_slice(&(LEN as u32).to_ne_bytes());
     buf.extend_from_slice(&wire::TCPDIAG_GETSOCK.to_ne_bytes());
-    buf.extend_from_slice(&((NLM_F_REQUEST | NLM_F_DUMP) as u16).to_ne_bytes());
+    buf.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
     buf.extend_from_slice(&seq.to_ne_bytes());
     buf.extend_from_slice(&0u32.to_ne_bytes());
     // The kernel dumps this request as AF_UNSPEC whatever the family byte says.

@@ -19,6 +19,7 @@ use proto::Note;
 
 use self::pid::PidError;
 use crate::collect::{ProcKey, ProcessInfo};
+use crate::fasthash::FastMap;
 
 /// How often every pid is rescanned whatever the hints say.
 pub const FULL_RESCAN: Duration = Duration::from_secs(10);
@@ -59,7 +60,7 @@ pub struct ScanStats {
 pub struct ProcMap {
     root: PathBuf,
     pids: HashMap<u32, PidEntry>,
-    owners: HashMap<u64, Vec<ProcKey>>,
+    owners: FastMap<u64, Vec<ProcKey>>,
     /// Unknown inodes a uid-wide scan did not find (kernel-held, in flight over a unix
     /// socket, another namespace's /proc): not worth another scan until the next full one.
     unresolvable: HashSet<u64>,
@@ -75,7 +76,7 @@ impl ProcMap {
         ProcMap {
             root: root.into(),
             pids: HashMap::new(),
-            owners: HashMap::new(),
+            owners: FastMap::default(),
             unresolvable: HashSet::new(),
             last_full: None,
             last_uid_scan: None,
