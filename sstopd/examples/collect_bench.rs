@@ -281,6 +281,33 @@ fn print_share(label: &str, secs: u32, runs: &[Share]) {
     );
 }
 
+/// CPU time to read one process's socket inodes (what a /proc rescan does per pid):
+/// the collector's way, and by full path per fd (as before), medians of 5.
+fn fd_scan_cost(pid: u32) -> (usize, f64, f64) {
+    use sstopd::collect::linux::procmap::pid::socket_inodes;
+    let dir = PathBuf::from(format!("/proc/{pid}"));
+    let time = |f: &dyn Fn() -> usize| {
+        let mut v = Vec::new();
+        let mut n = 0;
+        for _ in 0..5 {
+            let t = thread_cpu();
+            n = f();
+            v.push((thread_cpu() - t).as_secs_f64() * 1e3);
+        }
+        (n, median(v))
+    };
+    let (n, now) = time(&|| socket_inodes(&dir).map_or(0, |v| v.len()));
+    let (_, by_path) = time(&|| {
+        std::fs::read_dir(dir.join("fd")).map_or(0, |d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter(|t| t.to_string_lossy().starts_with("socket:"))
+                .count()
+        })
+    });
+    (n, now, by_path)
+}
+
 fn churn(port: &str, secs: u32) -> Result<Helper> {
     // The churn helper prints only at the end; start it and go on measuring.
     let child = Command::new("python3")
@@ -302,8 +329,10 @@ fn main() -> Result<()> {
     let secs = if quick { 5 } else { 30 };
     let mut rig = Rig::new()?;
     let (mut small, mut idle, mut busy, mut large) = (vec![], vec![], vec![], vec![]);
+    let fd_scan;
     {
-        let (_s, _i, port) = hold(2_500)?;
+        let (s, _i, port) = hold(2_500)?;
+        fd_scan = fd_scan_cost(s.0.id());
         for _ in 0..runs {
             small.push(cycle_cost(&mut rig)?);
             idle.push(cpu_share(&mut rig, secs)?);
@@ -323,6 +352,10 @@ fn main() -> Result<()> {
     print_cycles("~30k", &large);
     print_share("~5k idle", secs, &idle);
     print_share("~5k + 50 conn/s churn", secs, &busy);
+    println!(
+        "fd scan of one process holding {} sockets: {:.2} ms CPU (readlink by full path: {:.2} ms)",
+        fd_scan.0, fd_scan.1, fd_scan.2
+    );
     println!("peak RSS: {} KiB", peak_rss_kib());
     Ok(())
 }
