@@ -1,6 +1,5 @@
 //! Per-process rows: cumulative bytes, rates, sparkline, and how long a gone process stays.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use proto::{Process, RatePoint, Traffic};
@@ -35,7 +34,7 @@ struct ProcState {
 
 #[derive(Default)]
 pub struct ProcTable {
-    procs: HashMap<ProcKey, ProcState>,
+    procs: FastMap<ProcKey, ProcState>,
 }
 
 impl ProcTable {
