@@ -48,14 +48,18 @@ async fn exchange(session: &mut Session, pid: u32, signal: Signal) -> anyhow::Re
         match session.recv().await? {
             ServerMsg::KillResult(r) if r.pid == pid => {
                 let sig = format!("SIG{}", r.signal.name());
+                // The daemon's message already says what happened and why; the outcome
+                // name only when it says nothing.
+                let why = if r.message.is_empty() {
+                    format!("{:?}", r.outcome)
+                } else {
+                    r.message
+                };
                 return if r.outcome.is_success() {
-                    println!("sent {sig} to {name} ({pid}): {}", r.message);
+                    println!("sent {sig} to {name} ({pid})");
                     Ok(ExitCode::SUCCESS)
                 } else {
-                    eprintln!(
-                        "sstop: {sig} not sent to {name} ({pid}): {:?}: {}",
-                        r.outcome, r.message
-                    );
+                    eprintln!("sstop: {sig} not sent to {name} ({pid}): {why}");
                     Ok(ExitCode::FAILURE)
                 };
             }

@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 const SSTOP: &str = env!("CARGO_BIN_EXE_sstop");
 
+#[path = "e2e/cases.rs"]
+mod cases;
+
 fn sstopd_bin() -> PathBuf {
     let p = Path::new(SSTOP).with_file_name("sstopd");
     assert!(
@@ -612,6 +615,9 @@ fn kill_subcommand_signals_a_process_the_daemon_shows() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("sent SIGTERM"), "{stdout}");
+    // Said once: the daemon's own "sent TERM to process …" is not repeated after it.
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(!stdout.contains("sent TERM"), "{stdout}");
     let status = wait_for(Duration::from_secs(5), || target.try_wait().unwrap());
     let status = status.unwrap_or_else(|| panic!("daemon said sent, but {pid} lives"));
     use std::os::unix::process::ExitStatusExt;

@@ -14,6 +14,9 @@
 #[path = "linux_e2e/support.rs"]
 mod support;
 
+#[path = "linux_e2e/names.rs"]
+mod names;
+
 use std::process::Command;
 use std::time::Duration;
 

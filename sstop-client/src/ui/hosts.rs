@@ -19,9 +19,16 @@ pub fn list_area(body: Rect) -> Rect {
 pub fn render(app: &App, f: &mut Frame, body: Rect) {
     let width = usize::from(body.width);
     let rate = format::RATE_WIDTH;
-    // marker, host, up, down, conns, processes
+    // marker, host, up, down, conns, ports, processes
     let bar = if width >= 100 { 6 } else { 0 };
-    let fixed = 1 + 1 + (rate + 1) * 2 + 6 + 1 + if bar > 0 { 2 * (bar + 1) } else { 0 };
+    let ports = if width >= 100 { 12 } else { 0 };
+    let fixed = 1
+        + 1
+        + (rate + 1) * 2
+        + 6
+        + 1
+        + if bar > 0 { 2 * (bar + 1) } else { 0 }
+        + if ports > 0 { ports + 1 } else { 0 };
     let show_down = width >= 1 + 10 + rate * 2 + 2;
     let procs = if width >= fixed + 40 {
         (width - fixed) / 3
@@ -34,6 +41,7 @@ pub fn render(app: &App, f: &mut Frame, body: Rect) {
         + rate
         + if show_down { rate + 1 } else { 0 }
         + if conns > 0 { conns + 1 } else { 0 }
+        + if ports > 0 { ports + 1 } else { 0 }
         + if procs > 0 { procs + 1 } else { 0 }
         + if bar > 0 {
             (bar + 1) * if show_down { 2 } else { 1 }
@@ -61,6 +69,9 @@ pub fn render(app: &App, f: &mut Frame, body: Rect) {
     }
     if conns > 0 {
         titles.push(" ".to_string() + &text::right("CONNS", conns));
+    }
+    if ports > 0 {
+        titles.push(" ".to_string() + &text::left("PORTS", ports));
     }
     if procs > 0 {
         titles.push(" ".to_string() + &text::left("PROCESSES", procs));
@@ -138,6 +149,13 @@ pub fn render(app: &App, f: &mut Frame, body: Rect) {
                 s.push(Span::styled(
                     " ".to_string() + &text::right(&h.connections.to_string(), conns),
                     Style::new().fg(theme::CYAN).bg(bg),
+                ));
+            }
+            if ports > 0 {
+                let list: Vec<String> = h.ports.iter().map(u16::to_string).collect();
+                s.push(Span::styled(
+                    " ".to_string() + &text::left(&list.join(","), ports),
+                    Style::new().fg(theme::FG_DIM).bg(bg),
                 ));
             }
             if procs > 0 {

@@ -29,11 +29,17 @@ pub fn sparkline(values: &[f64], width: usize) -> String {
     out
 }
 
-/// Share of `max` on a log scale, so 1 KB/s next to 1 GB/s is still visible.
+/// Below this a bar's scale does not shrink: when everything idles (an EMA tail of a few
+/// B/s), a trickle must not draw full bars.
+const MIN_SCALE: f64 = 1024.0;
+
+/// Share of `max` on a log scale, so 1 KB/s next to 1 GB/s is still visible. A rate that
+/// prints as "0 B/s" (< 1) has no bar.
 pub fn share(rate: f64, max: f64) -> f64 {
-    if !(rate.is_finite() && max.is_finite()) || rate <= 0.0 || max <= 0.0 {
+    if !(rate.is_finite() && max.is_finite()) || rate < 1.0 || max <= 0.0 {
         return 0.0;
     }
+    let max = max.max(MIN_SCALE);
     ((1.0 + rate).ln() / (1.0 + max).ln()).clamp(0.0, 1.0)
 }
 
@@ -75,5 +81,9 @@ mod tests {
         assert!(share(5e9, 5e9) > 0.99);
         assert!(share(1e3, 5e9) > 0.2);
         assert_eq!(share(1.0, 0.0), 0.0);
+        // Idle screens: what prints as "0 B/s" has no bar, a trickle no full bar.
+        assert_eq!(share(0.4, 0.4), 0.0);
+        assert!(share(11.0, 11.0) < 0.4);
+        assert!(share(2048.0, 2048.0) > 0.99);
     }
 }

@@ -102,7 +102,7 @@ pub fn snapshot(seq: u64) -> Snapshot {
             addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)),
             traffic: traffic(1_000_000.0, 20_000_000.0),
             connections: 4,
-            ports: vec![443],
+            ports: vec![443, 8443],
             processes: vec!["curl".into(), "nginx".into()],
         },
         RemoteHost {

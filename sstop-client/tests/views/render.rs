@@ -196,6 +196,13 @@ fn hosts_view_at_every_size() {
             );
             assert!(s.contains("curl,nginx"), "{s}");
         }
+        // CASES B13: a host's remote ports are part of what the hosts view shows.
+        if w >= 100 {
+            assert!(
+                s.contains("PORTS") && s.contains("443,8443"),
+                "{w}x{h}:\n{s}"
+            );
+        }
     }
 }
 

@@ -123,6 +123,18 @@ impl Aggregator {
             self.rollup
                 .credit_unattributed(f.proto, f.sent, f.received, now);
         }
+        // Peers of unconnected sockets: bytes already credited above, here only to hosts.
+        for f in sample.peer_flows {
+            let ip = f.remote.ip();
+            self.rollup.credit_host(ip, f.sent, f.received, now);
+            self.rollup.host_port(ip, f.remote.port(), now);
+            let owners = self.sockets.get(f.socket).map(|s| &s.sample.owners);
+            for owner in owners.into_iter().flatten() {
+                if let Some(name) = self.procs.name(owner) {
+                    self.rollup.host_process(ip, name, now);
+                }
+            }
+        }
 
         self.procs.set_counts(self.counts());
         self.procs.finish_tick(now, dt);

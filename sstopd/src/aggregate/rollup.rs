@@ -25,6 +25,8 @@ struct HostState {
     pending: (u64, u64),
     connections: u32,
     ports: BTreeSet<u16>,
+    /// Ports of peers seen by unconnected sockets (no socket names them) → when.
+    peer_ports: HashMap<u16, Duration>,
     /// Processes that talked to the host recently (open or closed connections) → when.
     processes: HashMap<String, Duration>,
     /// Owners of this tick's open connections to the host, named once per tick (a name
@@ -56,6 +58,13 @@ impl Rollup {
         h.pending.0 = h.pending.0.saturating_add(up);
         h.pending.1 = h.pending.1.saturating_add(down);
         h.last_active = now;
+    }
+
+    /// An unconnected socket exchanged datagrams with `addr`:`port` (credit the bytes first).
+    pub fn host_port(&mut self, addr: IpAddr, port: u16, now: Duration) {
+        if let Some(h) = self.hosts.get_mut(&addr) {
+            h.peer_ports.insert(port, now);
+        }
     }
 
     /// `name` moved bytes with `addr` (a closed connection's owner, say).
@@ -91,6 +100,9 @@ impl Rollup {
             h.ports.clear();
             h.processes
                 .retain(|_, seen| now.saturating_sub(*seen) < IDLE_RETENTION);
+            h.peer_ports
+                .retain(|_, seen| now.saturating_sub(*seen) < IDLE_RETENTION);
+            h.ports.extend(h.peer_ports.keys());
         }
         for b in self.unattributed.values_mut() {
             b.connections = 0;

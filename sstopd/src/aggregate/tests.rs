@@ -579,3 +579,37 @@ fn a_socket_unhashed_before_its_destroy_event_is_not_counted_twice() {
     assert_eq!(row(&snap, a).traffic.down_bytes, 10);
     assert_sums(&snap);
 }
+
+#[test]
+fn peers_of_an_unconnected_socket_reach_the_hosts_view_b13() {
+    let srv = key(30, 1);
+    let mut udp = tcp(5, &[srv], 0, 0);
+    udp.proto = Proto::Udp;
+    udp.state = None;
+    udp.remote = None;
+    let mut g = agg();
+    g.ingest(sample(&[(srv, "quic")], vec![udp.clone()]), secs(0), 0);
+    udp.received = Some(3_000);
+    let mut s = sample(&[(srv, "quic")], vec![udp]);
+    for (port, n) in [(50000, 2_000), (50001, 1_000)] {
+        s.peer_flows.push(crate::collect::PeerFlow {
+            socket: 5,
+            remote: addr(9, port),
+            sent: 0,
+            received: n,
+        });
+    }
+    g.ingest(s, secs(1), 0);
+    let snap = g.snapshot();
+    // The socket's bytes count once (process and totals), and the host learns its peers.
+    assert_eq!(row(&snap, srv).traffic.down_bytes, 3_000);
+    assert_eq!(snap.totals.traffic.down_bytes, 3_000);
+    let host = snap
+        .remote_hosts
+        .iter()
+        .find(|h| h.addr == addr(9, 0).ip())
+        .expect("a host row for the peers");
+    assert_eq!(host.ports, vec![50000, 50001]);
+    assert_eq!(host.processes, vec!["quic".to_string()]);
+    assert_eq!((host.traffic.up_bytes, host.traffic.down_bytes), (0, 3_000));
+}

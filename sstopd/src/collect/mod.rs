@@ -118,6 +118,19 @@ pub struct Sample {
     pub notes: Vec<Note>,
     /// Frames the kernel dropped before capture read them, since start.
     pub capture_drops: u64,
+    /// Per-peer bytes of unconnected sockets this sample (deltas), for the hosts roll-up.
+    pub peer_flows: Vec<PeerFlow>,
+}
+
+/// Bytes an unconnected socket (a QUIC or DNS server, a `sendto` client) exchanged with
+/// one peer during one sample, from capture. The socket's own counters already carry
+/// these bytes; this only says with whom (B13: a server's host view lists its peers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerFlow {
+    pub socket: SocketId,
+    pub remote: SocketAddr,
+    pub sent: u64,
+    pub received: u64,
 }
 
 #[derive(Debug, Error)]

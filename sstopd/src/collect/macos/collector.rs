@@ -242,6 +242,7 @@ impl<R: CommandRunner + 'static, P: ProcessSource + 'static> Collector for Macos
             default_interface,
             notes,
             capture_drops: 0,
+            peer_flows: Vec::new(),
         })
     }
 }

@@ -26,7 +26,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use proto::Proto;
 
 use super::flows::{Dir, FlowKey};
-use crate::collect::{ClosedSocket, SocketId, SocketSample, UnexplainedFlow};
+use crate::collect::{ClosedSocket, PeerFlow, SocketId, SocketSample, UnexplainedFlow};
 
 #[derive(Debug)]
 struct Entry {
@@ -39,6 +39,8 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct Ledger {
     entries: HashMap<SocketId, Entry>,
+    /// The last `account` call's bytes of unconnected sockets, per peer.
+    peers: HashMap<(SocketId, SocketAddr), (u64, u64)>,
 }
 
 /// Where a flow's local end may belong, keyed for the lookup order above.
@@ -46,6 +48,8 @@ pub struct Ledger {
 struct Index {
     exact: HashMap<(Proto, SocketAddr, SocketAddr), SocketId>,
     bound: HashMap<(Proto, IpAddr, u16), SocketId>,
+    /// Sockets without a remote end: their peers are worth naming.
+    unconnected: HashSet<SocketId>,
 }
 
 fn canonical(a: SocketAddr) -> SocketAddr {
@@ -71,6 +75,7 @@ impl Index {
                 self.bound
                     .entry((s.proto, local.ip(), local.port()))
                     .or_insert(s.id);
+                self.unconnected.insert(s.id);
             }
         }
     }
@@ -135,6 +140,7 @@ impl Ledger {
             }
         }
 
+        self.peers.clear();
         let mut unexplained: HashMap<(Proto, Option<IpAddr>), (u64, u64)> = HashMap::new();
         for (key, bytes) in flows {
             if bytes == 0 {
@@ -142,7 +148,12 @@ impl Ledger {
             }
             if matches!(key.dir, Dir::Out | Dir::Loop) {
                 match index.lookup(key.proto, key.src, key.dst) {
-                    Some(id) => self.credit(&mut late, id, bytes, 0),
+                    Some(id) => {
+                        self.credit(&mut late, id, bytes, 0);
+                        if index.unconnected.contains(&id) {
+                            self.peers.entry((id, canonical(key.dst))).or_default().0 += bytes;
+                        }
+                    }
                     None => {
                         unexplained
                             .entry((key.proto, remote(key.dst)))
@@ -153,7 +164,12 @@ impl Ledger {
             }
             if matches!(key.dir, Dir::In | Dir::Loop) {
                 match index.lookup(key.proto, key.dst, key.src) {
-                    Some(id) => self.credit(&mut late, id, 0, bytes),
+                    Some(id) => {
+                        self.credit(&mut late, id, 0, bytes);
+                        if index.unconnected.contains(&id) {
+                            self.peers.entry((id, canonical(key.src))).or_default().1 += bytes;
+                        }
+                    }
                     None => {
                         unexplained
                             .entry((key.proto, remote(key.src)))
@@ -232,6 +248,22 @@ impl Ledger {
             *s += sent;
             *r += received;
         }
+    }
+
+    /// Per-peer bytes of unconnected sockets from the last [`Ledger::account`] call.
+    pub fn take_peers(&mut self) -> Vec<PeerFlow> {
+        let mut out: Vec<PeerFlow> = self
+            .peers
+            .drain()
+            .map(|((socket, remote), (sent, received))| PeerFlow {
+                socket,
+                remote,
+                sent,
+                received,
+            })
+            .collect();
+        out.sort_by_key(|p| (p.socket, p.remote));
+        out
     }
 
     /// Sockets currently tracked (for tests and diagnostics).

@@ -74,6 +74,21 @@ fn quic_like_server_and_two_senders_on_loopback_b13() {
             (3, Some(1_200_000), Some(0))
         ]
     );
+    // The server's socket is unconnected: whom it heard from is reported per peer, this
+    // tick's bytes only (the connected senders name their peer themselves).
+    let peer = |remote: &str, received| PeerFlow {
+        socket: 1,
+        remote: sa(remote),
+        sent: 0,
+        received,
+    };
+    assert_eq!(
+        ledger.take_peers(),
+        vec![
+            peer("127.0.0.1:50000", 6_000_000),
+            peer("127.0.0.1:50001", 1_200_000)
+        ]
+    );
     let tick2 = [
         flow(
             Proto::Udp,

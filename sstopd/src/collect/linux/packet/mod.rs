@@ -23,7 +23,7 @@ use std::time::Duration;
 use proto::{Note, Proto};
 
 use crate::collect::linux::procnet::{self, Table};
-use crate::collect::{ClosedSocket, Sample, SocketSample, UnexplainedFlow};
+use crate::collect::{ClosedSocket, PeerFlow, Sample, SocketSample, UnexplainedFlow};
 
 pub use bpf::Keep;
 pub use capture::{Capture, CaptureError};
@@ -131,6 +131,7 @@ impl PacketCounter {
         }
         Accounting {
             unexplained,
+            peer_flows: self.ledger.take_peers(),
             notes,
             capture_drops: self.drops.total,
         }
@@ -141,6 +142,7 @@ impl PacketCounter {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Accounting {
     pub unexplained: Vec<UnexplainedFlow>,
+    pub peer_flows: Vec<PeerFlow>,
     pub notes: Vec<Note>,
     /// Frames the kernel dropped before capture read them, since start.
     pub capture_drops: u64,
@@ -150,6 +152,7 @@ impl Accounting {
     /// Put it into `sample`.
     pub fn apply(self, sample: &mut Sample) {
         sample.unexplained.extend(self.unexplained);
+        sample.peer_flows.extend(self.peer_flows);
         sample.notes.extend(self.notes);
         sample.capture_drops = sample.capture_drops.max(self.capture_drops);
     }
