@@ -25,8 +25,9 @@ use crate::fasthash::FastMap;
 pub const FULL_RESCAN: Duration = Duration::from_secs(10);
 /// At most this often, a search through every pid of a uid for sockets still unknown
 /// after the cheap steps (on a host full of short-lived connections it would otherwise
-/// run every cycle; connect-time tracing and listeners name those anyway).
-pub const UID_RESCAN: Duration = Duration::from_secs(3);
+/// run every cycle; connect-time tracing and listeners name those anyway). As costly as a
+/// full scan (a uid-0 search reads nearly every fd on the host), so no more often than one.
+pub const UID_RESCAN: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Default)]
 struct PidEntry {
