@@ -1,9 +1,11 @@
 //! Cost of the netlink-mode collector, as the daemon runs it: one cycle = collect +
 //! aggregate + snapshot. Run as root: `cargo run -p sstopd --release --example collect_bench`
-//! (`-- quick` skips the 30 s CPU runs).
+//! (`-- quick`: one run, 5 s CPU windows).
 //!
-//! Prints: cycle time (median of 15) at ~5k and ~30k loopback sockets, CPU share over
-//! 30 s at a 1 s interval with ~5k sockets, idle and under 50 connections/s churn, peak RSS.
+//! Prints, as medians of several runs (`runs=N`, default 3): cycle CPU time (each run the
+//! median of 15 cycles) at ~5k and ~30k loopback sockets, CPU share over 30 s at a 1 s
+//! interval with ~5k sockets, idle and under 50 connections/s churn (whole process and per
+//! thread), peak RSS.
 //! Sockets are held by helper python processes on loopback (the test scripts in
 //! tests/linux_e2e/); they are killed on exit.
 
@@ -83,8 +85,8 @@ impl Rig {
     }
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
+fn median<T: PartialOrd + Copy>(mut v: Vec<T>) -> T {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     v[v.len() / 2]
 }
 
@@ -131,7 +133,48 @@ fn hold(conns: usize) -> Result<(Helper, Helper, String)> {
     Ok((server, idle, port))
 }
 
-fn cycle_cost(rig: &mut Rig, label: &str) -> Result<()> {
+/// CPU time per thread name (utime + stime from /proc/self/task/*/stat), to attribute the
+/// idle cost to the collect loop, the capture thread and the tracer's reader thread.
+fn thread_times() -> Vec<(String, Duration)> {
+    // SAFETY: sysconf only reads a constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut out: Vec<(String, Duration)> = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for task in dir.filter_map(Result::ok) {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].to_string();
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        // After "pid (comm) ": state is field 0, utime 11, stime 12.
+        let ticks: f64 = fields
+            .get(11..13)
+            .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
+            .unwrap_or(0.0);
+        let d = Duration::from_secs_f64(ticks / hz);
+        match out.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, t)) => *t += d,
+            None => out.push((name, d)),
+        }
+    }
+    out
+}
+
+/// One cycle measurement: medians over 15 cycles after 3 warm-up ones.
+#[derive(Clone, Copy)]
+struct CycleCost {
+    sockets: usize,
+    collect_ms: f64,
+    aggregate_ms: f64,
+    wall_ms: f64,
+}
+
+fn cycle_cost(rig: &mut Rig) -> Result<CycleCost> {
     // Warm: the first cycles read every /proc entry and set the baseline.
     for _ in 0..3 {
         rig.cycle()?;
@@ -144,21 +187,24 @@ fn cycle_cost(rig: &mut Rig, label: &str) -> Result<()> {
         walls.push(w);
         n = s;
     }
-    let (c, a, w) = (median(col), median(agg), median(walls));
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    println!(
-        "cycle @ {label}: {n} sockets: CPU collect {:.1} ms + aggregate/snapshot {:.1} ms = {:.1} ms; wall {:.1} ms (medians of 15)",
-        ms(c),
-        ms(a),
-        ms(c + a),
-        ms(w)
-    );
-    Ok(())
+    Ok(CycleCost {
+        sockets: n,
+        collect_ms: ms(median(col)),
+        aggregate_ms: ms(median(agg)),
+        wall_ms: ms(median(walls)),
+    })
 }
 
-fn cpu_share(rig: &mut Rig, label: &str, secs: u32) -> Result<()> {
+/// CPU share (% of one core) over `secs` at a 1 s interval: whole process, and per thread.
+struct Share {
+    total: f64,
+    threads: Vec<(String, f64)>,
+}
+
+fn cpu_share(rig: &mut Rig, secs: u32) -> Result<Share> {
     let start_cpu = cpu_time();
-    let start_thread = thread_cpu();
+    let start_threads = thread_times();
     let start = Instant::now();
     for i in 0..secs {
         rig.cycle()?;
@@ -166,43 +212,150 @@ fn cpu_share(rig: &mut Rig, label: &str, secs: u32) -> Result<()> {
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
     let used = cpu_time() - start_cpu;
-    let cycles = thread_cpu() - start_thread;
     let wall = start.elapsed().as_secs_f64();
-    println!(
-        "cpu @ {label}: {:.2} % of one core over {secs} s at 1 s interval, all threads \
-         ({:.2} % in the collect/aggregate thread, the rest in the connect tracer's reader \
-         thread, which sees every TCP state change on the host)",
-        100.0 * used.as_secs_f64() / wall,
-        100.0 * cycles.as_secs_f64() / wall,
-    );
-    Ok(())
+    let threads = thread_times()
+        .into_iter()
+        .map(|(name, t)| {
+            let before = start_threads
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(Duration::ZERO, |(_, b)| *b);
+            (name, 100.0 * t.saturating_sub(before).as_secs_f64() / wall)
+        })
+        .collect();
+    Ok(Share {
+        total: 100.0 * used.as_secs_f64() / wall,
+        threads,
+    })
 }
 
+fn print_cycles(label: &str, runs: &[CycleCost]) {
+    let pick = |f: fn(&CycleCost) -> f64| median(runs.iter().map(f).collect());
+    let all: Vec<String> = runs
+        .iter()
+        .map(|c| format!("{:.1}", c.collect_ms + c.aggregate_ms))
+        .collect();
+    println!(
+        "cycle @ {label}: {} sockets: CPU collect {:.1} ms + aggregate/snapshot {:.1} ms = {:.1} ms; wall {:.1} ms \
+         (median of {} runs of 15 cycles; runs: {} ms)",
+        runs.last().map_or(0, |c| c.sockets),
+        pick(|c| c.collect_ms),
+        pick(|c| c.aggregate_ms),
+        pick(|c| c.collect_ms + c.aggregate_ms),
+        pick(|c| c.wall_ms),
+        runs.len(),
+        all.join(" / ")
+    );
+}
+
+fn print_share(label: &str, secs: u32, runs: &[Share]) {
+    let all: Vec<String> = runs.iter().map(|s| format!("{:.2}", s.total)).collect();
+    let mut names: Vec<&str> = runs
+        .iter()
+        .flat_map(|s| s.threads.iter().map(|(n, _)| n.as_str()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let per_thread: Vec<String> = names
+        .iter()
+        .map(|name| {
+            let v: Vec<f64> = runs
+                .iter()
+                .map(|s| {
+                    s.threads
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map_or(0.0, |(_, p)| *p)
+                })
+                .collect();
+            format!("{name} {:.2}", median(v))
+        })
+        .collect();
+    println!(
+        "cpu @ {label}: {:.2} % of one core over {secs} s at 1 s interval (median of {} runs: {} %); \
+         by thread: {}",
+        median(runs.iter().map(|s| s.total).collect()),
+        runs.len(),
+        all.join(" / "),
+        per_thread.join(", ")
+    );
+}
+
+/// CPU time to read one process's socket inodes (what a /proc rescan does per pid):
+/// the collector's way, and by full path per fd (as before), medians of 5.
+fn fd_scan_cost(pid: u32) -> (usize, f64, f64) {
+    use sstopd::collect::linux::procmap::pid::socket_inodes;
+    let dir = PathBuf::from(format!("/proc/{pid}"));
+    let time = |f: &dyn Fn() -> usize| {
+        let mut v = Vec::new();
+        let mut n = 0;
+        for _ in 0..5 {
+            let t = thread_cpu();
+            n = f();
+            v.push((thread_cpu() - t).as_secs_f64() * 1e3);
+        }
+        (n, median(v))
+    };
+    let (n, now) = time(&|| socket_inodes(&dir).map_or(0, |v| v.len()));
+    let (_, by_path) = time(&|| {
+        std::fs::read_dir(dir.join("fd")).map_or(0, |d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter(|t| t.to_string_lossy().starts_with("socket:"))
+                .count()
+        })
+    });
+    (n, now, by_path)
+}
+
+fn churn(port: &str, secs: u32) -> Result<Helper> {
+    // The churn helper prints only at the end; start it and go on measuring.
+    let child = Command::new("python3")
+        .arg(script("churn.py"))
+        .args(["127.0.0.1", port, "50", &secs.to_string(), "4096"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .context("python3 churn.py")?;
+    Ok(Helper(child))
+}
+
+/// `collect_bench [quick] [runs=N]`: quick = 5 s CPU windows and 1 run.
 fn main() -> Result<()> {
     let quick = std::env::args().any(|a| a == "quick");
+    let runs: usize = std::env::args()
+        .find_map(|a| a.strip_prefix("runs=")?.parse().ok())
+        .unwrap_or(if quick { 1 } else { 3 });
     let secs = if quick { 5 } else { 30 };
     let mut rig = Rig::new()?;
+    let (mut small, mut idle, mut busy, mut large) = (vec![], vec![], vec![], vec![]);
+    let fd_scan;
     {
-        let (_s, _i, port) = hold(2_500)?;
-        cycle_cost(&mut rig, "~5k")?;
-        cpu_share(&mut rig, "~5k idle", secs)?;
-        let (_churn, _) = {
-            // The churn helper prints only at the end; start it and go on measuring.
-            let child = Command::new("python3")
-                .arg(script("churn.py"))
-                .args(["127.0.0.1", &port, "50", &secs.to_string(), "4096"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .spawn()
-                .context("python3 churn.py")?;
-            (Helper(child), ())
-        };
-        cpu_share(&mut rig, "~5k + 50 conn/s churn", secs)?;
+        let (s, _i, port) = hold(2_500)?;
+        fd_scan = fd_scan_cost(s.0.id());
+        for _ in 0..runs {
+            small.push(cycle_cost(&mut rig)?);
+            idle.push(cpu_share(&mut rig, secs)?);
+            let _churn = churn(&port, secs)?;
+            busy.push(cpu_share(&mut rig, secs)?);
+        }
     }
     {
-        let (_s, _i, _port) = hold(15_000)?;
-        cycle_cost(&mut rig, "~30k")?;
+        // Two pairs of helpers: each process stays under the 20k open-file cap.
+        let (_s1, _i1, _) = hold(7_500)?;
+        let (_s2, _i2, _) = hold(7_500)?;
+        for _ in 0..runs {
+            large.push(cycle_cost(&mut rig)?);
+        }
     }
+    print_cycles("~5k", &small);
+    print_cycles("~30k", &large);
+    print_share("~5k idle", secs, &idle);
+    print_share("~5k + 50 conn/s churn", secs, &busy);
+    println!(
+        "fd scan of one process holding {} sockets: {:.2} ms CPU (readlink by full path: {:.2} ms)",
+        fd_scan.0, fd_scan.1, fd_scan.2
+    );
     println!("peak RSS: {} KiB", peak_rss_kib());
     Ok(())
 }

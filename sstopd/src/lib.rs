@@ -6,6 +6,7 @@
 pub mod aggregate;
 pub mod collect;
 pub mod config;
+pub mod fasthash;
 pub mod kill;
 pub mod peer;
 pub mod server;

@@ -17,15 +17,39 @@ pub fn alpha_for(dt: Duration) -> f64 {
 /// Fold a new observation (`delta` bytes over `dt`) into `current` (bytes/s).
 /// A zero-length interval leaves the rate as it was instead of dividing by zero.
 pub fn update(current: f64, delta: u64, dt: Duration) -> f64 {
-    let secs = dt.as_secs_f64();
-    if secs <= 0.0 {
-        return current;
+    Step::new(dt).update(current, delta)
+}
+
+/// One tick's interval with its smoothing factor, computed once (a `powf`) and applied to
+/// every row of the tick.
+#[derive(Debug, Clone, Copy)]
+pub struct Step {
+    secs: f64,
+    alpha: f64,
+}
+
+impl Step {
+    pub fn new(dt: Duration) -> Self {
+        Step {
+            secs: dt.as_secs_f64(),
+            alpha: alpha_for(dt),
+        }
     }
-    let observed = delta as f64 / secs;
-    let a = alpha_for(dt);
-    let next = current + a * (observed - current);
-    // Let idle rates reach zero instead of lingering as 1e-300.
-    if next < 1e-3 { 0.0 } else { next }
+
+    /// Like [`update`], for this step's interval.
+    pub fn update(&self, current: f64, delta: u64) -> f64 {
+        if self.secs <= 0.0 {
+            return current;
+        }
+        // An idle row (most sockets) stays at zero without any arithmetic.
+        if delta == 0 && current == 0.0 {
+            return 0.0;
+        }
+        let observed = delta as f64 / self.secs;
+        let next = current + self.alpha * (observed - current);
+        // Let idle rates reach zero instead of lingering as 1e-300.
+        if next < 1e-3 { 0.0 } else { next }
+    }
 }
 
 #[cfg(test)]
@@ -45,6 +69,20 @@ mod tests {
         }
         let slow = update(0.0, 1000, Duration::from_secs(1));
         assert!((fast - slow).abs() < 1e-9, "{fast} vs {slow}");
+    }
+
+    #[test]
+    fn a_step_folds_like_update() {
+        let step = Step::new(Duration::from_millis(250));
+        for (cur, delta) in [(0.0, 0), (0.0, 500), (1234.5, 0), (1234.5, 99)] {
+            assert_eq!(
+                step.update(cur, delta),
+                update(cur, delta, Duration::from_millis(250))
+            );
+        }
+        let second = Step::new(Duration::from_secs(1));
+        assert!((second.update(0.0, 1000) - 300.0).abs() < 1e-9);
+        assert_eq!(second.update(0.0, 0), 0.0);
     }
 
     #[test]

@@ -27,6 +27,7 @@ use self::rollup::{Rollup, is_open_connection, listen_ports};
 use self::sockets::{SocketTable, record_traffic, split_even};
 use self::users::UserNames;
 use crate::collect::{ProcKey, Sample};
+use crate::fasthash::FastMap;
 
 pub use self::sockets::counter_delta;
 
@@ -175,8 +176,8 @@ impl Aggregator {
         };
     }
 
-    fn counts(&self) -> HashMap<ProcKey, Counts> {
-        let mut counts: HashMap<ProcKey, Counts> = HashMap::new();
+    fn counts(&self) -> FastMap<ProcKey, Counts> {
+        let mut counts: FastMap<ProcKey, Counts> = FastMap::default();
         for st in self.sockets.iter() {
             let s = &st.sample;
             for owner in &s.owners {

@@ -1,6 +1,5 @@
 //! Per-process rows: cumulative bytes, rates, sparkline, and how long a gone process stays.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use proto::{Process, RatePoint, Traffic};
@@ -9,6 +8,7 @@ use super::history::History;
 use super::sockets::record_traffic;
 use super::users::UserNames;
 use crate::collect::{ProcKey, ProcessInfo};
+use crate::fasthash::FastMap;
 
 /// How long a process stays listed after it was last reported (exited, or holds no sockets).
 pub const GONE_RETENTION: Duration = Duration::from_secs(60);
@@ -34,7 +34,7 @@ struct ProcState {
 
 #[derive(Default)]
 pub struct ProcTable {
-    procs: HashMap<ProcKey, ProcState>,
+    procs: FastMap<ProcKey, ProcState>,
 }
 
 impl ProcTable {
@@ -103,7 +103,7 @@ impl ProcTable {
         p.pending.1 = p.pending.1.saturating_add(down);
     }
 
-    pub fn set_counts(&mut self, counts: HashMap<ProcKey, Counts>) {
+    pub fn set_counts(&mut self, counts: FastMap<ProcKey, Counts>) {
         for (key, p) in self.procs.iter_mut() {
             p.counts = counts.get(key).cloned().unwrap_or_default();
         }

@@ -8,6 +8,8 @@ use proto::{ListenPort, Proto, RemoteHost, TcpState, Traffic, Unattributed};
 
 use super::procs::ProcTable;
 use super::sockets::{SocketTable, record_traffic};
+use crate::collect::ProcKey;
+use crate::fasthash::{FastMap, FastSet};
 
 /// An idle host or protocol row with no open connection is dropped after this long.
 pub const IDLE_RETENTION: Duration = Duration::from_secs(60);
@@ -27,6 +29,9 @@ struct HostState {
     peer_ports: HashMap<u16, Duration>,
     /// Processes that talked to the host recently (open or closed connections) → when.
     processes: HashMap<String, Duration>,
+    /// Owners of this tick's open connections to the host, named once per tick (a name
+    /// lookup per socket was a string hash per socket).
+    owners: FastSet<ProcKey>,
     last_active: Duration,
 }
 
@@ -40,7 +45,7 @@ struct BucketState {
 
 #[derive(Default)]
 pub struct Rollup {
-    hosts: HashMap<IpAddr, HostState>,
+    hosts: FastMap<IpAddr, HostState>,
     unattributed: HashMap<Proto, BucketState>,
 }
 
@@ -120,8 +125,11 @@ impl Rollup {
             h.connections += 1;
             h.ports.insert(remote.port());
             h.last_active = now;
-            for owner in &s.owners {
-                if let Some(name) = procs.name(owner) {
+            h.owners.extend(s.owners.iter().copied());
+        }
+        for h in self.hosts.values_mut() {
+            for owner in h.owners.drain() {
+                if let Some(name) = procs.name(&owner) {
                     match h.processes.get_mut(name) {
                         Some(seen) => *seen = now,
                         None => {

@@ -1,7 +1,6 @@
 //! Per-socket state between samples: cumulative counters → deltas, including the final
 //! deltas of sockets that closed and sockets born and gone between two samples.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -9,6 +8,7 @@ use proto::{Proto, Traffic};
 
 use super::ema;
 use crate::collect::{ClosedSocket, ProcKey, SocketId, SocketSample};
+use crate::fasthash::FastMap;
 
 /// Counter delta that treats a counter going backwards (reset, reuse) as zero.
 pub fn counter_delta(prev: u64, now: u64) -> u64 {
@@ -48,12 +48,12 @@ pub struct Credit {
 
 #[derive(Debug, Default)]
 pub struct SocketTable {
-    sockets: HashMap<SocketId, SocketState>,
+    sockets: FastMap<SocketId, SocketState>,
     /// Sockets that left the listing without a destroy event, with their last counters
     /// and when they left. A TCP socket unhashed while its fd is still open (reset, or
     /// TIME-WAIT taken over by a minisocket) is destroyed only when the fd closes; its
     /// final counters then count from here, not from zero.
-    retired: HashMap<SocketId, (Option<u64>, Option<u64>, Duration)>,
+    retired: FastMap<SocketId, (Option<u64>, Option<u64>, Duration)>,
     primed: bool,
     generation: u64,
 }
@@ -92,6 +92,7 @@ impl SocketTable {
         dt: Duration,
     ) -> Vec<Credit> {
         let mut credits = Vec::new();
+        let step = ema::Step::new(dt);
         // Updated in place (one hash lookup per socket); unlisted ones are swept below.
         self.generation += 1;
         let generation = self.generation;
@@ -117,7 +118,7 @@ impl SocketTable {
             let up = advance(&mut st.last_sent, sock.sent, count_all);
             let down = advance(&mut st.last_received, sock.received, count_all);
             st.sample = sock;
-            record(&mut st.traffic, up, down, dt);
+            record(&mut st.traffic, up, down, &step);
             if up > 0 || down > 0 {
                 credits.push(Credit {
                     proto: st.sample.proto,
@@ -189,14 +190,14 @@ fn advance(last: &mut Option<u64>, now: Option<u64>, count_from_zero: bool) -> u
     delta
 }
 
-fn record(t: &mut Traffic, up: u64, down: u64, dt: Duration) {
+fn record(t: &mut Traffic, up: u64, down: u64, step: &ema::Step) {
     t.up_bytes = t.up_bytes.saturating_add(up);
     t.down_bytes = t.down_bytes.saturating_add(down);
-    t.up_bps = ema::update(t.up_bps, up, dt);
-    t.down_bps = ema::update(t.down_bps, down, dt);
+    t.up_bps = step.update(t.up_bps, up);
+    t.down_bps = step.update(t.down_bps, down);
 }
 
 /// Fold a delta into a row's traffic (bytes and EMA rates).
 pub fn record_traffic(t: &mut Traffic, up: u64, down: u64, dt: Duration) {
-    record(t, up, down, dt);
+    record(t, up, down, &ema::Step::new(dt));
 }

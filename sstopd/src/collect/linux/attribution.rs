@@ -9,6 +9,7 @@ use std::time::Duration;
 use proto::Proto;
 
 use crate::collect::{ProcKey, SocketSample};
+use crate::fasthash::FastMap;
 
 /// How long a connect-time record waits for its socket to be seen or closed.
 pub const CONNECT_TTL: Duration = Duration::from_secs(30);
@@ -30,7 +31,7 @@ pub struct Attribution {
     /// cookie → (owners, last listed). Kept after a socket leaves the dumps: a TCP socket
     /// that reached CLOSE while its fd is still open is unhashed (invisible to dumps)
     /// until the fd closes and the destroy event arrives, possibly much later.
-    cookies: HashMap<u64, (Vec<ProcKey>, Duration)>,
+    cookies: FastMap<u64, (Vec<ProcKey>, Duration)>,
     /// (proto, local port) → owners of a listener, current and previous dump.
     listeners: HashMap<(Proto, u16), Vec<ProcKey>>,
     prev_listeners: HashMap<(Proto, u16), Vec<ProcKey>>,

@@ -17,6 +17,7 @@ use super::procmap::{ProcMap, Wanted, pid};
 use crate::collect::{
     ClosedSocket, CollectError, Collector, ProcKey, ProcessInfo, Sample, SocketSample,
 };
+use crate::fasthash::FastSet;
 
 /// How long a pid → process identification from a connect is reused without /proc.
 const NAMED_TTL: Duration = Duration::from_secs(5);
@@ -240,7 +241,7 @@ impl LinuxCollector {
 
     /// Step 6: describe every referenced process, alive or remembered.
     fn describe(&mut self, sample: &Sample, now: Duration) -> Vec<ProcessInfo> {
-        let holders: HashSet<ProcKey> = sample
+        let holders: FastSet<ProcKey> = sample
             .sockets
             .iter()
             .flat_map(|s| s.owners.iter())

@@ -24,6 +24,8 @@ pub struct NetlinkKernel {
     /// skaddr → (pid, comm) of a connect whose local port was still 0.
     pending: HashMap<u64, (u32, Vec<u8>)>,
     udp_missing: bool,
+    /// TCP of both families comes from one dump until the kernel refuses that request.
+    tcp_both: bool,
     lost_reported: u64,
 }
 
@@ -49,6 +51,7 @@ impl NetlinkKernel {
             tracer_error,
             pending: HashMap::new(),
             udp_missing: false,
+            tcp_both: true,
             lost_reported: 0,
         })
     }
@@ -134,17 +137,30 @@ pub fn pair_events(
 
 impl Kernel for NetlinkKernel {
     fn dump(&mut self, notes: &mut Vec<Note>) -> Result<Vec<SocketSample>, CollectError> {
-        let mut sockets = Vec::new();
+        let mut tcp = Vec::new();
+        if self.tcp_both {
+            match self.diag.dump_tcp_both() {
+                Ok(both) => tcp = both,
+                Err(e) => {
+                    tracing::info!("one-walk TCP dump refused ({e}): dumping per family");
+                    self.tcp_both = false;
+                }
+            }
+        }
+        if !self.tcp_both {
+            for family in [Family::V4, Family::V6] {
+                tcp.extend(self.diag.dump(family, Proto::Tcp).map_err(netlink_err)?);
+            }
+        }
+        // TIME-WAIT and request minisockets have no owner, no inode and no counters (the
+        // full socket's final bytes came with its destroy event). The request leaves them
+        // out; this keeps it so should a kernel ignore the state mask.
+        let mut sockets: Vec<SocketSample> = tcp
+            .into_iter()
+            .filter(|d| !matches!(d.state, Some(TcpState::TimeWait | TcpState::NewSynRecv)))
+            .map(to_sample)
+            .collect();
         for family in [Family::V4, Family::V6] {
-            let tcp = self.diag.dump(family, Proto::Tcp).map_err(netlink_err)?;
-            // TIME-WAIT and request minisockets have no owner, no inode and no counters
-            // (the full socket's final bytes came with its destroy event); a busy host
-            // holds tens of thousands of them, so they stop here.
-            sockets.extend(
-                tcp.into_iter()
-                    .filter(|d| !matches!(d.state, Some(TcpState::TimeWait | TcpState::NewSynRecv)))
-                    .map(to_sample),
-            );
             match self.diag.dump(family, Proto::Udp) {
                 Ok(udp) => sockets.extend(udp.into_iter().map(to_sample)),
                 Err(NetlinkError::NoDiagHandler { .. }) => self.udp_missing = true,

@@ -239,6 +239,74 @@ fn netlink_destroy_reports_exact_final_counters() {
     );
 }
 
+#[test]
+fn netlink_one_walk_tcp_dump_matches_per_family_dumps() {
+    let mut diag = SockDiag::open().unwrap();
+    let (_l4, mut c4, mut s4) = pair(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let (_l6, mut c6, mut s6) = pair(IpAddr::V6(Ipv6Addr::LOCALHOST));
+    transfer(&mut c4, &mut s4, 12_345);
+    transfer(&mut s6, &mut c6, 54_321);
+    let (a4, b4) = (c4.local_addr().unwrap(), s4.local_addr().unwrap());
+    let (a6, b6) = (c6.local_addr().unwrap(), s6.local_addr().unwrap());
+    // Settled (acked) before comparing, through the per-family path.
+    let one4 = expect(&mut diag, a4, b4, (TcpState::Established, 12_345, 0));
+    let one6 = expect(&mut diag, b6, a6, (TcpState::Established, 54_321, 0));
+    let both = diag.dump_tcp_both().unwrap();
+    for (want, local, remote) in [(&one4, a4, b4), (&one6, b6, a6)] {
+        let got = find(&both, local, remote).expect("socket in the one-walk dump");
+        assert_eq!(got.cookie, want.cookie);
+        assert_eq!(got.inode, want.inode);
+        assert_eq!(got.passive, want.passive);
+        assert_eq!(
+            (got.payload_sent(), got.payload_received()),
+            (want.payload_sent(), want.payload_received())
+        );
+    }
+    // The accepted ends and both listeners, of both families.
+    assert!(find(&both, b4, a4).is_some_and(|s| s.passive == Some(true)));
+    assert!(find(&both, a6, b6).is_some_and(|s| s.passive == Some(false)));
+    for l in [&_l4, &_l6] {
+        let addr = l.local_addr().unwrap();
+        assert!(
+            both.iter()
+                .any(|s| s.local == addr && s.state == Some(TcpState::Listen))
+        );
+    }
+}
+
+#[test]
+fn netlink_dump_leaves_time_wait_to_the_kernel() {
+    let mut diag = SockDiag::open().unwrap();
+    let (_listener, mut client, mut server) = pair(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let (c, s) = (client.local_addr().unwrap(), server.local_addr().unwrap());
+    transfer(&mut client, &mut server, 1_000);
+    // Client closes first: its side ends in TIME-WAIT.
+    client.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(server.read(&mut [0u8; 16]).unwrap(), 0);
+    drop(server);
+    assert_eq!(client.read(&mut [0u8; 16]).unwrap(), 0);
+    drop(client);
+    // The kernel holds it (/proc/net/tcp lists every state) ...
+    let net = std::path::Path::new("/proc/thread-self/net");
+    poll("the client's TIME-WAIT socket in /proc/net/tcp", || {
+        crate::collect::linux::procnet::read_sockets(
+            net,
+            &[crate::collect::linux::procnet::Table::Tcp],
+        )
+        .unwrap()
+        .into_iter()
+        .find(|x| x.local == c && x.remote == Some(s) && x.state == Some(TcpState::TimeWait))
+    });
+    // ... but the dump, asked for live states only, never carries it.
+    let dumped = diag.dump(Family::V4, Proto::Tcp).unwrap();
+    assert!(find(&dumped, c, s).is_none(), "TIME-WAIT socket dumped");
+    assert!(
+        dumped
+            .iter()
+            .all(|d| !matches!(d.state, Some(TcpState::TimeWait | TcpState::NewSynRecv)))
+    );
+}
+
 /// A child process we started; killed and reaped even if the test fails.
 struct ChildGuard(Child);
 

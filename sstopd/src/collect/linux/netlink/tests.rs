@@ -274,14 +274,31 @@ fn garbage_is_a_parse_error_not_a_panic() {
 }
 
 #[test]
-fn request_asks_every_state_and_tcp_info() {
+fn request_asks_every_state_but_minisockets_and_tcp_info() {
     let req = dump_request(77, Family::V6, Proto::Tcp);
     assert_eq!(req.len(), 16 + 56);
     assert_eq!(u16::from_ne_bytes([req[4], req[5]]), SOCK_DIAG_BY_FAMILY);
     assert_eq!(u16::from_ne_bytes([req[6], req[7]]), 0x301); // REQUEST | DUMP
     assert_eq!(u32::from_ne_bytes([req[8], req[9], req[10], req[11]]), 77);
     assert_eq!(&req[16..19], &[10, 6, 2]); // AF_INET6, TCP, 1 << (INET_DIAG_INFO - 1)
-    assert_eq!(&req[20..24], &[0xff; 4]);
+    let states = u32::from_ne_bytes([req[20], req[21], req[22], req[23]]);
+    // TIME-WAIT (6) and NEW_SYN_RECV (12) are left to the kernel; LISTEN (10),
+    // ESTABLISHED (1), SYN-SENT (2), CLOSE-WAIT (8) ... are asked for.
+    assert_eq!(states & (1 << 6 | 1 << 12), 0);
+    assert_eq!(states | (1 << 6 | 1 << 12), u32::MAX);
+}
+
+#[test]
+fn one_walk_request_is_an_inet_diag_req_for_tcp() {
+    let req = tcp_both_request(9);
+    assert_eq!(req.len(), 16 + 60);
+    assert_eq!(u32::from_ne_bytes([req[0], req[1], req[2], req[3]]), 76);
+    assert_eq!(u16::from_ne_bytes([req[4], req[5]]), 18); // TCPDIAG_GETSOCK
+    assert_eq!(u16::from_ne_bytes([req[6], req[7]]), 0x301);
+    assert_eq!(u32::from_ne_bytes([req[8], req[9], req[10], req[11]]), 9);
+    assert_eq!(req[19], 2); // INET_DIAG_INFO
+    let states = u32::from_ne_bytes([req[68], req[69], req[70], req[71]]);
+    assert_eq!(states, !(1 << 6 | 1 << 12));
 }
 
 fn sock(state: TcpState, passive: Option<bool>, counters: TcpCounters) -> DiagSocket {

@@ -15,6 +15,8 @@ pub const NLMSG_HDRLEN: usize = 16;
 pub const NLMSG_ERROR: u16 = 2;
 pub const NLMSG_DONE: u16 = 3;
 pub const SOCK_DIAG_BY_FAMILY: u16 = 20;
+/// The original inet_diag request type; its answers carry the same `inet_diag_msg`.
+pub const TCPDIAG_GETSOCK: u16 = 18;
 pub const NLM_F_DUMP_INTR: u16 = 0x10;
 
 const AF_INET: u8 = 2;
@@ -36,7 +38,8 @@ pub struct Header {
 /// What one message means for a dump.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Item<'a> {
-    /// A `SOCK_DIAG_BY_FAMILY` payload: `inet_diag_msg` and its attributes.
+    /// A `SOCK_DIAG_BY_FAMILY` (or `TCPDIAG_GETSOCK`) payload: `inet_diag_msg` and its
+    /// attributes.
     Socket(&'a [u8]),
     /// End of a dump; `errno` < 0 means the dump failed (B12), 0 means success.
     Done { errno: i32 },
@@ -107,7 +110,7 @@ fn classify(kind: u16, payload: &[u8]) -> Item<'_> {
             .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
     };
     match kind {
-        SOCK_DIAG_BY_FAMILY => Item::Socket(payload),
+        SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK => Item::Socket(payload),
         NLMSG_DONE => Item::Done { errno: errno() },
         NLMSG_ERROR => Item::Error { errno: errno() },
         _ => Item::Other,

@@ -19,13 +19,15 @@ use proto::Note;
 
 use self::pid::PidError;
 use crate::collect::{ProcKey, ProcessInfo};
+use crate::fasthash::FastMap;
 
 /// How often every pid is rescanned whatever the hints say.
 pub const FULL_RESCAN: Duration = Duration::from_secs(10);
 /// At most this often, a search through every pid of a uid for sockets still unknown
 /// after the cheap steps (on a host full of short-lived connections it would otherwise
-/// run every cycle; connect-time tracing and listeners name those anyway).
-pub const UID_RESCAN: Duration = Duration::from_secs(3);
+/// run every cycle; connect-time tracing and listeners name those anyway). As costly as a
+/// full scan (a uid-0 search reads nearly every fd on the host), so no more often than one.
+pub const UID_RESCAN: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Default)]
 struct PidEntry {
@@ -59,7 +61,7 @@ pub struct ScanStats {
 pub struct ProcMap {
     root: PathBuf,
     pids: HashMap<u32, PidEntry>,
-    owners: HashMap<u64, Vec<ProcKey>>,
+    owners: FastMap<u64, Vec<ProcKey>>,
     /// Unknown inodes a uid-wide scan did not find (kernel-held, in flight over a unix
     /// socket, another namespace's /proc): not worth another scan until the next full one.
     unresolvable: HashSet<u64>,
@@ -75,7 +77,7 @@ impl ProcMap {
         ProcMap {
             root: root.into(),
             pids: HashMap::new(),
-            owners: HashMap::new(),
+            owners: FastMap::default(),
             unresolvable: HashSet::new(),
             last_full: None,
             last_uid_scan: None,
@@ -164,7 +166,14 @@ impl ProcMap {
             stats.full = true;
             for pid in &listed {
                 if !self.scan_pid(*pid, &mut stats) {
-                    break;
+                    return stats;
+                }
+            }
+            // Every pid was just read: what is still unknown is not worth the uid-wide
+            // search the next cycle would otherwise start (as costly as this scan).
+            for (inode, _) in pending {
+                if !self.owners.contains_key(&inode) {
+                    self.unresolvable.insert(inode);
                 }
             }
             return stats;

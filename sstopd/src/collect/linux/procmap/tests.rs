@@ -241,3 +241,24 @@ fn b05_zombies_and_kernel_threads_own_no_sockets() {
     assert!(map.process(2).is_none());
     assert_eq!(map.owners(7), &[key(10, 1)]);
 }
+
+#[test]
+fn an_inode_a_full_scan_missed_starts_no_uid_scan_right_after() {
+    let root = tempfile::tempdir().unwrap();
+    add_pid(root.path(), 10, b"a", 1, 0, &[1]);
+    add_pid(root.path(), 11, b"b", 2, 0, &[2]);
+    let mut map = ProcMap::new(root.path());
+    // The first refresh is a full one: 777 is nowhere, so it is settled at once ...
+    let stats = map.refresh(&want(&[1, 777]), Duration::ZERO);
+    assert!(stats.full);
+    assert_eq!(map.owners(1), &[key(10, 1)]);
+    assert!(map.is_settled(777));
+    // ... and the next cycle reads nothing again (it used to read every pid of uid 0).
+    let stats = map.refresh(&want(&[1, 777]), Duration::from_secs(1));
+    assert_eq!(stats.pids_scanned, 0);
+    // A socket that appears later is still searched for.
+    set_fds(root.path(), 11, &[2, 3]);
+    let stats = map.refresh(&want(&[1, 3]), Duration::from_secs(2));
+    assert!(stats.pids_scanned >= 1);
+    assert_eq!(map.owners(3), &[key(11, 2)]);
+}
