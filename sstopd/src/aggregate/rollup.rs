@@ -11,6 +11,10 @@ use super::sockets::{SocketTable, record_traffic};
 use crate::collect::ProcKey;
 use crate::fasthash::{FastMap, FastSet};
 
+/// Remote ports listed per host: under churn one host (127.0.0.1) collects thousands of
+/// ephemeral ports, which would bloat every frame; the lowest are the telling ones.
+pub const MAX_HOST_PORTS: usize = 64;
+
 /// An idle host or protocol row with no open connection is dropped after this long.
 pub const IDLE_RETENTION: Duration = Duration::from_secs(60);
 
@@ -159,7 +163,7 @@ impl Rollup {
                 addr: *addr,
                 traffic: h.traffic,
                 connections: h.connections,
-                ports: h.ports.iter().copied().collect(),
+                ports: h.ports.iter().copied().take(MAX_HOST_PORTS).collect(),
                 processes: {
                     let mut names: Vec<String> = h.processes.keys().cloned().collect();
                     names.sort();

@@ -613,3 +613,29 @@ fn peers_of_an_unconnected_socket_reach_the_hosts_view_b13() {
     assert_eq!(host.processes, vec!["quic".to_string()]);
     assert_eq!((host.traffic.up_bytes, host.traffic.down_bytes), (0, 3_000));
 }
+
+#[test]
+fn a_host_lists_at_most_max_host_ports_ports() {
+    let k = key(10, 1);
+    let many = |n: u64| {
+        (0..n)
+            .map(|i| {
+                let mut s = tcp(i + 1, &[k], 0, 0);
+                s.remote = Some(addr(7, 1000 + i as u16));
+                s
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut a = agg();
+    a.ingest(sample(&[(k, "churny")], many(500)), secs(0), 0);
+    a.ingest(sample(&[(k, "churny")], many(500)), secs(1), 1000);
+    let snap = a.snapshot();
+    let host = snap
+        .remote_hosts
+        .iter()
+        .find(|h| h.addr == addr(7, 0).ip())
+        .unwrap();
+    assert_eq!(host.connections, 500);
+    assert_eq!(host.ports.len(), super::rollup::MAX_HOST_PORTS);
+    assert_eq!(host.ports[0], 1000, "the lowest ports are kept");
+}
