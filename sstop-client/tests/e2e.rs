@@ -63,11 +63,17 @@ struct Daemon {
 
 impl Daemon {
     fn start(socket: &Path, extra: &[&str]) -> Daemon {
-        let child = Command::new(sstopd_bin())
+        let mut cmd = Command::new(sstopd_bin());
+        cmd.args(["--collector", "synthetic"]).args(extra);
+        Daemon::launch(cmd, socket)
+    }
+
+    /// Run `cmd` (an sstopd invocation) on `socket` and wait until it listens.
+    fn launch(mut cmd: Command, socket: &Path) -> Daemon {
+        let child = cmd
             .arg("--socket")
             .arg(socket)
-            .args(["--collector", "synthetic", "--log-level", "warn"])
-            .args(extra)
+            .args(["--log-level", "warn"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -542,28 +548,9 @@ fn version_mismatch_names_both_versions() {
 
 /// A daemon with the real collector (root, as CI runs), so real processes are in its view.
 fn start_real_daemon(socket: &Path) -> Daemon {
-    let child = Command::new(sstopd_bin())
-        .arg("--socket")
-        .arg(socket)
-        .args([
-            "--collector",
-            "auto",
-            "--interval",
-            "200ms",
-            "--log-level",
-            "warn",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let d = Daemon { child };
-    let up = wait_for(Duration::from_secs(10), || {
-        std::os::unix::net::UnixStream::connect(socket).ok()
-    });
-    assert!(up.is_some(), "sstopd did not start on {}", socket.display());
-    d
+    let mut cmd = Command::new(sstopd_bin());
+    cmd.args(["--collector", "auto", "--interval", "200ms"]);
+    Daemon::launch(cmd, socket)
 }
 
 fn sstop_kill(socket: &Path, pid: u32, signal: &str) -> Output {

@@ -152,29 +152,9 @@ sys.stdin.read()
 
 /// Starts the real daemon inside `ns` with `collector`.
 fn daemon_in(ns: &Netns, socket: &std::path::Path, collector: &str) -> Daemon {
-    let child = ns
-        .cmd(sstopd_bin().to_str().unwrap())
-        .arg("--socket")
-        .arg(socket)
-        .args([
-            "--collector",
-            collector,
-            "--interval",
-            "200ms",
-            "--log-level",
-            "warn",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let d = Daemon { child };
-    let up = wait_for(Duration::from_secs(10), || {
-        std::os::unix::net::UnixStream::connect(socket).ok()
-    });
-    assert!(up.is_some(), "sstopd did not start in {}", ns.0);
-    d
+    let mut cmd = ns.cmd(sstopd_bin().to_str().unwrap());
+    cmd.args(["--collector", collector, "--interval", "200ms"]);
+    Daemon::launch(cmd, socket)
 }
 
 fn frame(socket: &std::path::Path) -> serde_json::Value {
