@@ -31,18 +31,7 @@ fn odd(
         .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped());
-    // A binary copied a moment ago may still be open in a child another test thread is
-    // forking (ETXTBSY until that child execs): retry briefly, as `support::spawn` does.
-    let mut tries = 0;
-    let mut child = loop {
-        match cmd.spawn() {
-            Err(e) if e.raw_os_error() == Some(26) && tries < 50 => {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            other => break other.unwrap(),
-        }
-    };
+    let mut child = spawn_retrying(&mut cmd);
     let stdin = child.stdin.take();
     let out = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut p = Proc { child, stdin, out };

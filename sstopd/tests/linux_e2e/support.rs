@@ -185,6 +185,21 @@ pub fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Spawn `cmd`, retrying briefly on ETXTBSY: a binary copied a moment ago may still be
+/// open in a child another test thread is forking, until that child execs.
+pub fn spawn_retrying(cmd: &mut Command) -> Child {
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other.unwrap(),
+        }
+    }
+}
+
 pub fn spawn(netns: Option<&str>, exe: &Path, script_name: &str, args: &[String]) -> Proc {
     let mut cmd = match netns {
         Some(ns) => {
@@ -198,18 +213,7 @@ pub fn spawn(netns: Option<&str>, exe: &Path, script_name: &str, args: &[String]
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped());
-    // A binary copied a moment ago may still be open in a child another test thread is
-    // forking (ETXTBSY until that child execs): retry briefly.
-    let mut tries = 0;
-    let mut child = loop {
-        match cmd.spawn() {
-            Err(e) if e.raw_os_error() == Some(26) && tries < 50 => {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            other => break other.unwrap(),
-        }
-    };
+    let mut child = spawn_retrying(&mut cmd);
     let stdin = child.stdin.take();
     let out = BufReader::new(child.stdout.take().unwrap());
     Proc { child, stdin, out }
