@@ -111,6 +111,16 @@ fn thread_cpu() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
+/// Memory this process touched since the last write to /proc/self/clear_refs.
+fn referenced_kib() -> u64 {
+    let smaps = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
+    smaps
+        .lines()
+        .find_map(|l| l.strip_prefix("Referenced:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 fn peak_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -206,8 +216,22 @@ fn cpu_share(rig: &mut Rig, secs: u32) -> Result<Share> {
     let start_cpu = cpu_time();
     let start_threads = thread_times();
     let start = Instant::now();
+    let trace = std::env::args().any(|a| a == "trace");
     for i in 0..secs {
-        rig.cycle()?;
+        if trace {
+            let _ = std::fs::write("/proc/self/clear_refs", "1");
+        }
+        let (c, a, w, n) = rig.cycle()?;
+        if trace {
+            eprintln!(
+                "  cycle {i}: {n} sockets, collect {:.1} ms + aggregate {:.1} ms CPU, wall {:.1} ms, \
+                 touched {} KiB",
+                c.as_secs_f64() * 1e3,
+                a.as_secs_f64() * 1e3,
+                w.as_secs_f64() * 1e3,
+                referenced_kib()
+            );
+        }
         let next = start + Duration::from_secs(u64::from(i) + 1);
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
@@ -328,6 +352,13 @@ fn main() -> Result<()> {
         .unwrap_or(if quick { 1 } else { 3 });
     let secs = if quick { 5 } else { 30 };
     let mut rig = Rig::new()?;
+    if let Some(n) = std::env::args().find_map(|a| a.strip_prefix("idle=")?.parse::<u32>().ok()) {
+        // Only the idle share, for profilers: `idle=SECS`.
+        let (_s, _i, _port) = hold(2_500)?;
+        cycle_cost(&mut rig)?;
+        print_share("~5k idle", n, &[cpu_share(&mut rig, n)?]);
+        return Ok(());
+    }
     let (mut small, mut idle, mut busy, mut large) = (vec![], vec![], vec![], vec![]);
     let fd_scan;
     {

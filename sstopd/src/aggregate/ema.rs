@@ -20,6 +20,17 @@ pub fn update(current: f64, delta: u64, dt: Duration) -> f64 {
     Step::new(dt).update(current, delta)
 }
 
+/// A rate after `elapsed` of idle steps: what [`Step::update`] with zero deltas over
+/// intervals summing to `elapsed` gives, in one multiplication (rows not updated every
+/// tick catch up when next touched).
+pub fn decay(rate: f64, elapsed: Duration) -> f64 {
+    if rate == 0.0 || elapsed.is_zero() {
+        return rate;
+    }
+    let next = rate * (1.0 - ALPHA_PER_SECOND).powf(elapsed.as_secs_f64());
+    if next < 1e-3 { 0.0 } else { next }
+}
+
 /// One tick's interval with its smoothing factor, computed once (a `powf`) and applied to
 /// every row of the tick.
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +66,19 @@ impl Step {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decay_equals_idle_steps() {
+        let mut stepped = 5_000.0;
+        for ms in [1000, 250, 750, 1000, 3000] {
+            stepped = update(stepped, 0, Duration::from_millis(ms));
+        }
+        let once = decay(5_000.0, Duration::from_secs(6));
+        assert!((stepped - once).abs() < 1e-6, "{stepped} vs {once}");
+        assert_eq!(decay(0.0, Duration::from_secs(5)), 0.0);
+        assert_eq!(decay(7.0, Duration::ZERO), 7.0);
+        assert_eq!(decay(1.0, Duration::from_secs(60)), 0.0);
+    }
 
     #[test]
     fn one_second_alpha_is_point_three() {

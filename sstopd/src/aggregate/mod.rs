@@ -5,6 +5,7 @@
 //! among owners or the unattributed rows → roll-ups (hosts, listen ports, counts) → rates
 //! and histories → the snapshot, built once and cloned for every caller.
 
+pub mod census;
 pub mod ema;
 pub mod history;
 pub mod procs;
@@ -22,12 +23,11 @@ use proto::{
 };
 
 use self::history::History;
-use self::procs::{Counts, ProcTable};
-use self::rollup::{Rollup, is_open_connection, listen_ports};
+use self::procs::ProcTable;
+use self::rollup::{Rollup, listen_ports};
 use self::sockets::{SocketTable, record_traffic, split_even};
 use self::users::UserNames;
-use crate::collect::{ProcKey, Sample};
-use crate::fasthash::FastMap;
+use crate::collect::Sample;
 
 pub use self::sockets::counter_delta;
 
@@ -84,7 +84,9 @@ impl Aggregator {
         self.seq += 1;
 
         self.procs.report(sample.processes, now, &mut self.users);
-        let credits = self.sockets.ingest(sample.sockets, sample.closed, now, dt);
+        let credits =
+            self.sockets
+                .ingest(sample.sockets, sample.tcp_partial, sample.closed, now, dt);
         let mut tick = (0u64, 0u64);
         for c in credits {
             tick.0 = tick.0.saturating_add(c.up);
@@ -136,9 +138,10 @@ impl Aggregator {
             }
         }
 
-        self.procs.set_counts(self.counts());
+        self.procs.set_counts(&self.sockets.census().owners, now);
         self.procs.finish_tick(now, dt);
-        self.rollup.finish_tick(&self.sockets, &self.procs, now, dt);
+        self.rollup
+            .finish_tick(self.sockets.census(), &self.procs, now, dt);
         record_traffic(&mut self.totals, tick.0, tick.1, dt);
         self.totals_history.push(RatePoint {
             up: self.totals.up_bps as f32,
@@ -174,25 +177,6 @@ impl Aggregator {
             remote_hosts: self.rollup.hosts(),
             listen_ports: listen_ports(&self.sockets, &self.procs),
         };
-    }
-
-    fn counts(&self) -> FastMap<ProcKey, Counts> {
-        let mut counts: FastMap<ProcKey, Counts> = FastMap::default();
-        for st in self.sockets.iter() {
-            let s = &st.sample;
-            for owner in &s.owners {
-                let c = counts.entry(*owner).or_default();
-                if s.is_listening() {
-                    c.listening += 1;
-                } else if is_open_connection(s) {
-                    c.connections += 1;
-                }
-                if s.owners.len() > 1 {
-                    c.shared += 1;
-                }
-            }
-        }
-        counts
     }
 
     fn fold_interfaces(
@@ -255,7 +239,7 @@ impl Aggregator {
                     remote: s.remote,
                     state: s.state,
                     age_ms: now.saturating_sub(st.first_seen).as_millis() as u64,
-                    traffic: share(&st.traffic, idx, n),
+                    traffic: share(&st.traffic_at(now), idx, n),
                     owners: n.min(usize::from(u16::MAX)) as u16,
                 })
             })

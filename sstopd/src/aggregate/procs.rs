@@ -13,7 +13,7 @@ use crate::fasthash::FastMap;
 /// How long a process stays listed after it was last reported (exited, or holds no sockets).
 pub const GONE_RETENTION: Duration = Duration::from_secs(60);
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
     pub connections: u32,
     pub listening: u32,
@@ -103,9 +103,14 @@ impl ProcTable {
         p.pending.1 = p.pending.1.saturating_add(down);
     }
 
-    pub fn set_counts(&mut self, counts: FastMap<ProcKey, Counts>) {
+    /// This tick's socket counts. A process holding a socket stays reported even when the
+    /// collector did not describe it this tick (its sockets were idle and not re-read).
+    pub fn set_counts(&mut self, counts: &FastMap<ProcKey, Counts>, now: Duration) {
         for (key, p) in self.procs.iter_mut() {
             p.counts = counts.get(key).cloned().unwrap_or_default();
+            if p.counts.connections > 0 || p.counts.listening > 0 {
+                p.last_reported = now;
+            }
         }
     }
 

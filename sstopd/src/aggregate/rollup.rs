@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use proto::{ListenPort, Proto, RemoteHost, TcpState, Traffic, Unattributed};
 
+use super::census::Census;
 use super::procs::ProcTable;
 use super::sockets::{SocketTable, record_traffic};
 use crate::collect::ProcKey;
@@ -92,13 +93,7 @@ impl Rollup {
 
     /// Recount connections, ports and process names from the open sockets, fold this
     /// tick's bytes into rates, forget rows idle for long.
-    pub fn finish_tick(
-        &mut self,
-        sockets: &SocketTable,
-        procs: &ProcTable,
-        now: Duration,
-        dt: Duration,
-    ) {
+    pub fn finish_tick(&mut self, census: &Census, procs: &ProcTable, now: Duration, dt: Duration) {
         for h in self.hosts.values_mut() {
             h.connections = 0;
             h.ports.clear();
@@ -111,25 +106,17 @@ impl Rollup {
         for b in self.unattributed.values_mut() {
             b.connections = 0;
         }
-        for st in sockets.iter() {
-            let s = &st.sample;
-            if !is_open_connection(s) {
-                continue;
-            }
-            if s.owners.is_empty() {
-                let b = self.unattributed.entry(s.proto).or_default();
-                b.connections += 1;
-                b.last_active = b.last_active.max(now);
-            }
-            let Some(remote) = s.remote else { continue };
-            if remote.ip().is_unspecified() {
-                continue;
-            }
-            let h = self.hosts.entry(remote.ip()).or_default();
-            h.connections += 1;
-            h.ports.insert(remote.port());
+        for (proto, n) in &census.unattributed {
+            let b = self.unattributed.entry(*proto).or_default();
+            b.connections = *n;
+            b.last_active = b.last_active.max(now);
+        }
+        for (ip, c) in &census.hosts {
+            let h = self.hosts.entry(*ip).or_default();
+            h.connections = c.connections;
+            h.ports.extend(c.ports.keys().take(MAX_HOST_PORTS));
             h.last_active = now;
-            h.owners.extend(s.owners.iter().copied());
+            h.owners.extend(c.owners.keys());
         }
         for h in self.hosts.values_mut() {
             for owner in h.owners.drain() {
@@ -194,11 +181,9 @@ impl Rollup {
 /// workers sharing one listener collapse into one row per name (the lowest pid).
 pub fn listen_ports(sockets: &SocketTable, procs: &ProcTable) -> Vec<ListenPort> {
     let mut rows: HashMap<(Proto, IpAddr, u16, String), u32> = HashMap::new();
-    for st in sockets.iter() {
+    for id in &sockets.census().listeners {
+        let Some(st) = sockets.get(*id) else { continue };
         let s = &st.sample;
-        if !s.is_listening() {
-            continue;
-        }
         let addr = (s.proto, s.local.ip(), s.local.port());
         if s.owners.is_empty() {
             rows.entry((addr.0, addr.1, addr.2, String::new()))

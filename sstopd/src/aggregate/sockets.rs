@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use proto::{Proto, Traffic};
 
+use super::census::{Census, same_census};
 use super::ema;
 use crate::collect::{ClosedSocket, ProcKey, SocketId, SocketSample};
-use crate::fasthash::FastMap;
+use crate::fasthash::{FastMap, FastSet};
 
 /// Counter delta that treats a counter going backwards (reset, reuse) as zero.
 pub fn counter_delta(prev: u64, now: u64) -> u64 {
@@ -31,9 +32,24 @@ pub struct SocketState {
     pub first_seen: Duration,
     /// The sample that last listed it.
     generation: u64,
-    /// Rates and bytes counted since the socket was first seen (all owners together).
-    pub traffic: Traffic,
+    /// Bytes counted since the socket was first seen (all owners together), and rates as
+    /// of `updated`: a socket left out of a partial listing is idle, and its rates decay
+    /// when next read ([`SocketState::traffic_at`]) instead of every tick.
+    traffic: Traffic,
+    updated: Duration,
     pub sample: SocketSample,
+}
+
+impl SocketState {
+    /// Bytes and rates as of `now`.
+    pub fn traffic_at(&self, now: Duration) -> Traffic {
+        let idle = now.saturating_sub(self.updated);
+        Traffic {
+            up_bps: ema::decay(self.traffic.up_bps, idle),
+            down_bps: ema::decay(self.traffic.down_bps, idle),
+            ..self.traffic
+        }
+    }
 }
 
 /// Bytes that moved over one socket since the previous sample, to be credited.
@@ -54,6 +70,9 @@ pub struct SocketTable {
     /// TIME-WAIT taken over by a minisocket) is destroyed only when the fd closes; its
     /// final counters then count from here, not from zero.
     retired: FastMap<SocketId, (Option<u64>, Option<u64>, Duration)>,
+    /// Non-TCP sockets: listed in full every tick, so swept even after a partial listing.
+    non_tcp: FastSet<SocketId>,
+    census: Census,
     primed: bool,
     generation: u64,
 }
@@ -78,15 +97,22 @@ impl SocketTable {
         self.sockets.is_empty()
     }
 
+    /// What the current sockets add up to.
+    pub fn census(&self) -> &Census {
+        &self.census
+    }
+
     /// Fold one sample's sockets and closed sockets; returns the non-zero credits.
     ///
     /// A socket first seen in a later sample was born since the previous one (every dump
     /// lists every socket), so all its bytes are new and counted; in the very first
     /// sample they predate us and only set the baseline. A socket missing from `sockets`
-    /// is forgotten (its last bytes come through `closed` when the kernel reported them).
+    /// is forgotten (its last bytes come through `closed` when the kernel reported them),
+    /// except a TCP socket when `tcp_partial` says unlisted TCP sockets are unchanged.
     pub fn ingest(
         &mut self,
         sockets: Vec<SocketSample>,
+        tcp_partial: bool,
         closed: Vec<ClosedSocket>,
         now: Duration,
         dt: Duration,
@@ -96,20 +122,28 @@ impl SocketTable {
         // Updated in place (one hash lookup per socket); unlisted ones are swept below.
         self.generation += 1;
         let generation = self.generation;
+        // The previous tick: a socket updated before it skipped ticks and decays first.
+        let previous = now.saturating_sub(dt);
         for sock in sockets {
             let primed = self.primed;
             let retired = &mut self.retired;
+            let census = &mut self.census;
+            if sock.proto != Proto::Tcp {
+                self.non_tcp.insert(sock.id);
+            }
             let st = self.sockets.entry(sock.id).or_insert_with(|| {
                 let (last_sent, last_received) = match retired.remove(&sock.id) {
                     Some((s, r, _)) => (s.or(Some(0)), r.or(Some(0))),
                     None => (None, None),
                 };
+                census.add(&sock);
                 SocketState {
                     last_sent,
                     last_received,
                     first_seen: now,
                     generation: 0,
                     traffic: Traffic::default(),
+                    updated: previous,
                     sample: sock.clone(),
                 }
             });
@@ -117,8 +151,16 @@ impl SocketTable {
             st.generation = generation;
             let up = advance(&mut st.last_sent, sock.sent, count_all);
             let down = advance(&mut st.last_received, sock.received, count_all);
+            if !same_census(&st.sample, &sock) {
+                census.remove(&st.sample);
+                census.add(&sock);
+            }
             st.sample = sock;
+            if st.updated < previous {
+                st.traffic = st.traffic_at(previous);
+            }
             record(&mut st.traffic, up, down, &step);
+            st.updated = now;
             if up > 0 || down > 0 {
                 credits.push(Credit {
                     proto: st.sample.proto,
@@ -133,6 +175,10 @@ impl SocketTable {
             // Also listed in this very dump (destroyed right after it) or in an earlier one:
             // only what moved since; never seen: everything.
             let prev = self.sockets.remove(&c.id);
+            if let Some(st) = &prev {
+                self.census.remove(&st.sample);
+                self.non_tcp.remove(&c.id);
+            }
             let (up, down, known_owners) = match prev {
                 Some(mut st) => (
                     advance(&mut st.last_sent, Some(c.sent), true),
@@ -162,18 +208,54 @@ impl SocketTable {
                 });
             }
         }
-        let retired = &mut self.retired;
-        self.sockets.retain(|id, st| {
-            let listed = st.generation == generation;
-            if !listed && (st.last_sent.is_some() || st.last_received.is_some()) {
-                retired.insert(*id, (st.last_sent, st.last_received, now));
+        if tcp_partial {
+            // Only non-TCP sockets were listed in full: sweep just those.
+            let gone: Vec<SocketId> = self
+                .non_tcp
+                .iter()
+                .filter(|id| {
+                    self.sockets
+                        .get(id)
+                        .is_none_or(|st| st.generation != generation)
+                })
+                .copied()
+                .collect();
+            for id in gone {
+                self.non_tcp.remove(&id);
+                if let Some(st) = self.sockets.remove(&id) {
+                    self.retire(id, st, now);
+                }
             }
-            listed
-        });
+        } else {
+            let unlisted: Vec<SocketId> = self
+                .sockets
+                .iter()
+                .filter(|(_, st)| st.generation != generation)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in unlisted {
+                self.non_tcp.remove(&id);
+                if let Some(st) = self.sockets.remove(&id) {
+                    self.retire(id, st, now);
+                }
+            }
+        }
         self.retired
             .retain(|_, (_, _, left)| now.saturating_sub(*left) < RETIRED_TTL);
         self.primed = true;
         credits
+    }
+}
+
+impl SocketTable {
+    /// A socket left the listing without a destroy event: counted out, its counters kept
+    /// for a late destroy event.
+    fn retire(&mut self, id: SocketId, st: SocketState, now: Duration) {
+        self.census.remove(&st.sample);
+        if st.last_sent.is_some() || st.last_received.is_some() {
+            self.retired
+                .insert(id, (st.last_sent, st.last_received, now));
+        }
     }
 }
 

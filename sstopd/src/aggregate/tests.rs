@@ -1,3 +1,4 @@
+use crate::collect::ProcKey;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use proto::{Proto, TcpState};
@@ -638,4 +639,177 @@ fn a_host_lists_at_most_max_host_ports_ports() {
     assert_eq!(host.connections, 500);
     assert_eq!(host.ports.len(), super::rollup::MAX_HOST_PORTS);
     assert_eq!(host.ports[0], 1000, "the lowest ports are kept");
+}
+
+fn udp(id: u64, owners: &[ProcKey], sent: u64) -> SocketSample {
+    SocketSample {
+        id,
+        proto: Proto::Udp,
+        local: addr(1, 5353),
+        remote: None,
+        state: None,
+        uid: 0,
+        inode: id,
+        owners: owners.to_vec(),
+        sent: Some(sent),
+        received: Some(0),
+    }
+}
+
+fn partial(procs: &[(ProcKey, &str)], sockets: Vec<SocketSample>) -> Sample {
+    Sample {
+        tcp_partial: true,
+        ..sample(procs, sockets)
+    }
+}
+
+/// The census kept up to date tick by tick equals one counted from scratch.
+fn assert_census(g: &Aggregator) {
+    let mut fresh = census::Census::default();
+    for st in g.sockets.iter() {
+        fresh.add(&st.sample);
+    }
+    assert_eq!(*g.sockets.census(), fresh);
+}
+
+#[test]
+fn partial_listing_keeps_unlisted_tcp_and_counts_only_what_moved() {
+    let (a, b) = (key(10, 1), key(11, 1));
+    let procs = [(a, "a"), (b, "b")];
+    let mut g = agg();
+    g.ingest(
+        sample(
+            &procs,
+            vec![
+                tcp(1, &[a], 100, 100),
+                tcp(2, &[b], 100, 100),
+                udp(3, &[b], 0),
+            ],
+        ),
+        secs(0),
+        0,
+    );
+    // Socket 2 idle (unlisted), socket 1 moved, the UDP socket is gone.
+    g.ingest(
+        partial(&procs[..1], vec![tcp(1, &[a], 600, 100)]),
+        secs(1),
+        1000,
+    );
+    let s = g.snapshot();
+    assert_eq!(row(&s, a).traffic.up_bytes, 500);
+    // b was not described this tick but still holds a connection: listed, counted.
+    assert_eq!(row(&s, b).connections, 1);
+    assert_eq!(row(&s, b).traffic.up_bytes, 0);
+    assert_eq!(g.sockets.len(), 2, "UDP swept, unlisted TCP kept");
+    assert_census(&g);
+    // Socket 2 moves while unlisted for several ticks: its delta counts in full once listed.
+    g.ingest(partial(&procs, vec![]), secs(2), 2000);
+    g.ingest(
+        partial(&procs, vec![tcp(2, &[b], 1100, 100)]),
+        secs(3),
+        3000,
+    );
+    let s = g.snapshot();
+    assert_eq!(row(&s, b).traffic.up_bytes, 1000);
+    assert_sums(&s);
+    // It closes (destroy event) during a partial tick: final bytes counted, socket gone.
+    g.ingest(
+        Sample {
+            closed: vec![ClosedSocket {
+                id: 2,
+                proto: Proto::Tcp,
+                local: addr(1, 40002),
+                remote: Some(addr(7, 443)),
+                sent: 1500,
+                received: 100,
+                owners: vec![],
+            }],
+            ..partial(&procs, vec![])
+        },
+        secs(4),
+        4000,
+    );
+    let s = g.snapshot();
+    assert_eq!(row(&s, b).traffic.up_bytes, 1400);
+    assert_eq!(row(&s, b).connections, 0);
+    assert_sums(&s);
+    assert_census(&g);
+    // A complete listing again sweeps TCP sockets it does not list.
+    g.ingest(sample(&procs, vec![]), secs(5), 5000);
+    assert_eq!(g.sockets.len(), 0);
+    assert_census(&g);
+    assert_eq!(row(&g.snapshot(), a).connections, 0);
+}
+
+#[test]
+fn census_follows_sockets_through_owner_state_and_listing_changes() {
+    let (a, b) = (key(10, 1), key(11, 1));
+    let procs = [(a, "a"), (b, "b")];
+    let listener = |id: u64, owners: &[ProcKey]| SocketSample {
+        state: Some(TcpState::Listen),
+        remote: None,
+        local: addr(1, 8080),
+        ..tcp(id, owners, 0, 0)
+    };
+    let mut g = agg();
+    let steps: Vec<Sample> = vec![
+        sample(&procs, vec![tcp(1, &[a], 0, 0), listener(2, &[a])]),
+        // Shared after a fork, a new connection with no owner yet.
+        partial(&procs, vec![tcp(1, &[a, b], 10, 0), tcp(3, &[], 5, 5)]),
+        // The owner is found; socket 1 reaches CLOSE-WAIT.
+        partial(
+            &procs,
+            vec![
+                SocketSample {
+                    state: Some(TcpState::CloseWait),
+                    ..tcp(1, &[b], 10, 0)
+                },
+                tcp(3, &[b], 5, 5),
+            ],
+        ),
+        // Complete: the listener is gone, socket 3 too.
+        sample(&procs, vec![tcp(1, &[b], 10, 0)]),
+    ];
+    for (i, s) in steps.into_iter().enumerate() {
+        g.ingest(s, secs(i as u64), i as u64 * 1000);
+        assert_census(&g);
+    }
+    let s = g.snapshot();
+    assert_eq!(row(&s, b).connections, 1);
+    assert_eq!(row(&s, a).listening, 0);
+    assert!(s.listen_ports.is_empty());
+    let host = s.remote_hosts.iter().find(|h| h.addr == addr(7, 0).ip());
+    assert_eq!(
+        host.map(|h| (h.connections, h.ports.clone())),
+        Some((1, vec![443]))
+    );
+}
+
+#[test]
+fn an_unlisted_sockets_rate_decays_as_if_stepped() {
+    let a = key(10, 1);
+    let procs = [(a, "a")];
+    let mut g = agg();
+    g.ingest(sample(&procs, vec![tcp(1, &[a], 0, 0)]), secs(0), 0);
+    g.ingest(sample(&procs, vec![tcp(1, &[a], 10_000, 0)]), secs(1), 1000);
+    // Unlisted (idle) for three ticks.
+    for t in 2..5 {
+        g.ingest(partial(&procs, vec![]), secs(t), t * 1000);
+    }
+    let detail = g.detail(a.pid).unwrap();
+    let mut stepped = ema::update(0.0, 10_000, secs(1));
+    for _ in 2..5 {
+        stepped = ema::update(stepped, 0, secs(1));
+    }
+    let rate = detail.connections[0].traffic.up_bps;
+    assert!((rate - stepped).abs() < 1e-6, "{rate} vs {stepped}");
+    // Listed again with new bytes: decayed first, then the new step.
+    g.ingest(
+        partial(&procs, vec![tcp(1, &[a], 12_000, 0)]),
+        secs(5),
+        5000,
+    );
+    let rate = g.detail(a.pid).unwrap().connections[0].traffic.up_bps;
+    let expected = ema::update(stepped, 2000, secs(1));
+    assert!((rate - expected).abs() < 1e-6, "{rate} vs {expected}");
 }

@@ -108,7 +108,13 @@ pub struct IfaceSample {
 /// aggregation computes deltas and rates.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Sample {
+    /// Every socket, or with `tcp_partial` every socket but the TCP ones known unchanged.
     pub sockets: Vec<SocketSample>,
+    /// TCP sockets are listed only when they may have changed (new, or a segment arrived
+    /// for them) plus every listener; a known TCP socket missing from `sockets` is
+    /// unchanged, not gone (a gone one comes through `closed`, or leaves at the next
+    /// complete listing). Non-TCP sockets are always listed in full.
+    pub tcp_partial: bool,
     pub closed: Vec<ClosedSocket>,
     /// Every process referenced by an owner list above (alive or remembered).
     pub processes: Vec<ProcessInfo>,

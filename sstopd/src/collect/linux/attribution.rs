@@ -2,7 +2,7 @@
 //! earlier dumps, the owner of the listening socket on a local port (passive side), and
 //! connect-time tracing by 4-tuple (active side).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -15,6 +15,8 @@ use crate::fasthash::FastMap;
 pub const CONNECT_TTL: Duration = Duration::from_secs(30);
 /// How long owners of a socket that left the dumps are kept waiting for its destroy event.
 pub const COOKIE_TTL: Duration = Duration::from_secs(600);
+/// How often the cookie cache is swept for entries past [`COOKIE_TTL`].
+const COOKIE_SWEEP: Duration = Duration::from_secs(30);
 
 /// A process named at connect time (it may be gone by the time its bytes arrive).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,11 +37,26 @@ pub struct Attribution {
     /// (proto, local port) → owners of a listener, current and previous dump.
     listeners: HashMap<(Proto, u16), Vec<ProcKey>>,
     prev_listeners: HashMap<(Proto, u16), Vec<ProcKey>>,
+    /// When `cookies` was last swept for entries past [`COOKIE_TTL`].
+    cookies_swept: Duration,
     /// Exact 4-tuple → connector.
     connects: HashMap<(SocketAddr, SocketAddr), ConnectSeen>,
     /// Connects seen before the local port was chosen (the tracepoint fires at SYN-SENT,
     /// before `inet_hash_connect`): remote → latest connector.
     by_remote: HashMap<SocketAddr, ConnectSeen>,
+    /// Connect records oldest first, so expiry touches only the expired ones (a busy host
+    /// keeps thousands of records alive; a walk over all of them each tick was most of
+    /// an idle tick's cost).
+    expiry: VecDeque<(Duration, Recorded)>,
+    /// Processes named by connect records, with how many records name each.
+    connect_keys: FastMap<ProcKey, u32>,
+}
+
+/// Where a connect record is filed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recorded {
+    Tuple(SocketAddr, SocketAddr),
+    Remote(SocketAddr),
 }
 
 impl Attribution {
@@ -81,22 +98,64 @@ impl Attribution {
     }
 
     pub fn learn_connect(&mut self, seen: ConnectSeen) {
-        if seen.local.port() == 0 {
-            self.by_remote.insert(seen.remote, seen);
+        let (at, key) = (seen.at, seen.key);
+        let (recorded, replaced) = if seen.local.port() == 0 {
+            (
+                Recorded::Remote(seen.remote),
+                self.by_remote.insert(seen.remote, seen),
+            )
         } else {
-            self.connects.insert((seen.local, seen.remote), seen);
+            (
+                Recorded::Tuple(seen.local, seen.remote),
+                self.connects.insert((seen.local, seen.remote), seen),
+            )
+        };
+        *self.connect_keys.entry(key).or_default() += 1;
+        if let Some(old) = replaced {
+            self.release(old.key);
+        }
+        self.expiry.push_back((at, recorded));
+    }
+
+    /// One record naming `key` is gone.
+    fn release(&mut self, key: ProcKey) {
+        if let Some(n) = self.connect_keys.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.connect_keys.remove(&key);
+            }
         }
     }
 
     /// Drop connect records older than [`CONNECT_TTL`] and cookies unlisted for
     /// [`COOKIE_TTL`] (their destroy event was lost).
     pub fn expire(&mut self, now: Duration) {
-        self.cookies
-            .retain(|_, (_, seen)| now.saturating_sub(*seen) < COOKIE_TTL);
-        self.connects
-            .retain(|_, c| now.saturating_sub(c.at) < CONNECT_TTL);
-        self.by_remote
-            .retain(|_, c| now.saturating_sub(c.at) < CONNECT_TTL);
+        // One entry per socket: swept now and then, not every tick.
+        if now.saturating_sub(self.cookies_swept) >= COOKIE_SWEEP {
+            self.cookies_swept = now;
+            self.cookies
+                .retain(|_, (_, seen)| now.saturating_sub(*seen) < COOKIE_TTL);
+        }
+        while let Some(&(at, recorded)) = self.expiry.front() {
+            if now.saturating_sub(at) < CONNECT_TTL {
+                break;
+            }
+            self.expiry.pop_front();
+            // A newer record of the same tuple has its own place in the queue.
+            let gone = match recorded {
+                Recorded::Tuple(l, r) => match self.connects.get(&(l, r)) {
+                    Some(c) if c.at == at => self.connects.remove(&(l, r)),
+                    _ => None,
+                },
+                Recorded::Remote(r) => match self.by_remote.get(&r) {
+                    Some(c) if c.at == at => self.by_remote.remove(&r),
+                    _ => None,
+                },
+            };
+            if let Some(c) = gone {
+                self.release(c.key);
+            }
+        }
     }
 
     /// Owners from an earlier dump.
@@ -147,10 +206,7 @@ impl Attribution {
 
     /// Keys still referenced by connect records (their process info must be kept).
     pub fn connect_keys(&self) -> impl Iterator<Item = ProcKey> + '_ {
-        self.connects
-            .values()
-            .chain(self.by_remote.values())
-            .map(|c| c.key)
+        self.connect_keys.keys().copied()
     }
 }
 

@@ -5,6 +5,7 @@
 //! `kernel.rs` implements it over sock_diag, the destroy multicast and the tracepoint.
 
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,16 @@ const MAX_NAMED: usize = 65_536;
 /// Collect cycles an unnamed closed socket waits for its connect record.
 const UNNAMED_WAIT: u32 = 2;
 
+/// Every TCP socket is dumped at least this often; in between, only listeners and the
+/// sockets the capture saw a segment arrive for are looked up: an idle socket's counters
+/// cannot move, and walking the kernel's whole established hash each second cost more
+/// than everything else a cycle does. The dump re-syncs what segments cannot show: a
+/// socket unhashed by a reset while its fd stays open, traffic the tap sees only
+/// encrypted (IPsec transport mode).
+pub const FULL_DUMP_EVERY: Duration = Duration::from_secs(30);
+/// More active tuples than this: one dump is cheaper than that many lookups.
+const MAX_LOOKUPS: usize = 4096;
+
 /// How long an exited process stays known after its last reference.
 const REMEMBER: Duration = Duration::from_secs(120);
 
@@ -44,6 +55,16 @@ pub struct ConnectRecord {
 pub trait Kernel: Send + 'static {
     /// Every TCP and UDP socket, v4 and v6, owners empty, `sent/received` = payload bytes.
     fn dump(&mut self, notes: &mut Vec<Note>) -> Result<Vec<SocketSample>, CollectError>;
+    /// Like [`Kernel::dump`], but TCP only for listeners and the sockets of these
+    /// (local, remote) tuples; `None` when this kernel cannot look sockets up (the caller
+    /// then dumps).
+    fn refresh(
+        &mut self,
+        _tuples: &[(SocketAddr, SocketAddr)],
+        _notes: &mut Vec<Note>,
+    ) -> Option<Result<Vec<SocketSample>, CollectError>> {
+        None
+    }
     /// Sockets destroyed since the last call, final counters, owners empty.
     fn drain_closed(&mut self, notes: &mut Vec<Note>) -> Vec<ClosedSocket>;
     /// Connects since the last call.
@@ -69,6 +90,8 @@ pub struct LinuxCollector {
     epoch: Instant,
     /// AF_PACKET counting of UDP/ICMP/raw bytes (and TCP in the fallback).
     packet: Option<PacketCounter>,
+    /// When every TCP socket was last dumped.
+    last_full: Option<Duration>,
 }
 
 impl LinuxCollector {
@@ -100,6 +123,7 @@ impl LinuxCollector {
             named: HashMap::new(),
             epoch: Instant::now(),
             packet: None,
+            last_full: None,
         }
     }
 
@@ -187,6 +211,27 @@ impl LinuxCollector {
         };
         self.remembered.insert(key, (info, now));
         key
+    }
+
+    /// Step 2: a full dump when one is due or activity is unknown, else listeners, UDP
+    /// and the TCP sockets a segment arrived for. True when the TCP listing is partial.
+    fn list_sockets(
+        &mut self,
+        now: Duration,
+        notes: &mut Vec<Note>,
+    ) -> Result<(Vec<SocketSample>, bool), CollectError> {
+        let active = self.packet.as_mut().and_then(PacketCounter::tcp_activity);
+        let due = self
+            .last_full
+            .is_none_or(|t| now.saturating_sub(t) >= FULL_DUMP_EVERY);
+        if let Some(tuples) = active.filter(|t| !due && t.len() <= MAX_LOOKUPS)
+            && let Some(listed) = self.kernel.refresh(&tuples, notes)
+        {
+            return Ok((listed?, true));
+        }
+        let listed = self.kernel.dump(notes)?;
+        self.last_full = Some(now);
+        Ok((listed, false))
     }
 
     /// Steps 3–4: owners from /proc, else from the second sources.
@@ -317,8 +362,8 @@ impl Collector for LinuxCollector {
         let records = self.kernel.drain_connects(&mut notes);
         let hint_pids = self.learn_connects(records, now);
 
-        // 2. Every socket, 3.–4. with its owners.
-        let mut sockets = self.kernel.dump(&mut notes)?;
+        // 2. Every socket (or only those that may have changed), 3.–4. with its owners.
+        let (mut sockets, tcp_partial) = self.list_sockets(now, &mut notes)?;
 
         // PACKET STEP (before owners, so sockets that carry bytes get theirs searched):
         // raw/ping/SCTP sockets from /proc/net, captured bytes into UDP/ICMP/raw sockets,
@@ -348,6 +393,7 @@ impl Collector for LinuxCollector {
 
         let mut sample = Sample {
             sockets,
+            tcp_partial,
             closed,
             ..Sample::default()
         };

@@ -7,7 +7,7 @@ use proto::{Note, Proto, TcpState};
 
 use super::collector::{ConnectRecord, Kernel};
 use super::destroy::DestroyWatcher;
-use super::netlink::{DiagSocket, Family, NetlinkError, SockDiag};
+use super::netlink::{DiagSocket, Family, NetlinkError, SockDiag, infer_roles};
 use super::tracepoint::{ConnectEvent, ConnectTracer};
 use crate::collect::{ClosedSocket, CollectError, SocketSample};
 
@@ -26,6 +26,10 @@ pub struct NetlinkKernel {
     udp_missing: bool,
     /// TCP of both families comes from one dump until the kernel refuses that request.
     tcp_both: bool,
+    /// Exact-tuple lookups work (until the kernel refuses one).
+    lookups: bool,
+    /// The "no byte counters" warning of the latest full listing, repeated by refreshes.
+    unmeasured: Option<Note>,
     lost_reported: u64,
 }
 
@@ -52,6 +56,8 @@ impl NetlinkKernel {
             pending: HashMap::new(),
             udp_missing: false,
             tcp_both: true,
+            lookups: true,
+            unmeasured: None,
             lost_reported: 0,
         })
     }
@@ -135,25 +141,38 @@ pub fn pair_events(
     out
 }
 
-impl Kernel for NetlinkKernel {
-    fn dump(&mut self, notes: &mut Vec<Note>) -> Result<Vec<SocketSample>, CollectError> {
-        let mut tcp = Vec::new();
+impl NetlinkKernel {
+    /// TCP sockets of every state that counts (one walk of both families when possible).
+    fn dump_tcp(&mut self) -> Result<Vec<DiagSocket>, CollectError> {
         if self.tcp_both {
             match self.diag.dump_tcp_both() {
-                Ok(both) => tcp = both,
+                Ok(both) => return Ok(both),
                 Err(e) => {
                     tracing::info!("one-walk TCP dump refused ({e}): dumping per family");
                     self.tcp_both = false;
                 }
             }
         }
-        if !self.tcp_both {
-            for family in [Family::V4, Family::V6] {
-                tcp.extend(self.diag.dump(family, Proto::Tcp).map_err(netlink_err)?);
-            }
+        let mut tcp = Vec::new();
+        for family in [Family::V4, Family::V6] {
+            tcp.extend(self.diag.dump(family, Proto::Tcp).map_err(netlink_err)?);
         }
+        Ok(tcp)
+    }
+
+    fn dump_listeners(&mut self) -> Result<Vec<DiagSocket>, NetlinkError> {
+        if self.tcp_both {
+            return self.diag.dump_tcp_listeners();
+        }
+        let mut tcp = self.diag.dump_listeners(Family::V4)?;
+        tcp.extend(self.diag.dump_listeners(Family::V6)?);
+        Ok(tcp)
+    }
+
+    /// TCP samples plus every UDP socket (sock_diag, else /proc/net/udp).
+    fn with_udp(&mut self, tcp: Vec<DiagSocket>) -> Result<Vec<SocketSample>, CollectError> {
         // TIME-WAIT and request minisockets have no owner, no inode and no counters (the
-        // full socket's final bytes came with its destroy event). The request leaves them
+        // full socket's final bytes came with its destroy event). Requests leave them
         // out; this keeps it so should a kernel ignore the state mask.
         let mut sockets: Vec<SocketSample> = tcp
             .into_iter()
@@ -167,22 +186,7 @@ impl Kernel for NetlinkKernel {
                 Err(e) => return Err(netlink_err(e)),
             }
         }
-        // A tcp_info too short for the byte counters (B11: kernels before 4.x) leaves
-        // connections unmeasured; say so instead of showing zeros.
-        let unmeasured = sockets
-            .iter()
-            .filter(|s| s.proto == Proto::Tcp && s.state == Some(TcpState::Established))
-            .filter(|s| s.sent.is_none() || s.received.is_none())
-            .count();
-        if unmeasured > 0 {
-            notes.push(Note::warning(format!(
-                "{unmeasured} TCP connections report no byte counters (this kernel's tcp_info is too short): their bytes need the packet collector"
-            )));
-        }
         if self.udp_missing {
-            notes.push(Note::warning(
-                "no UDP sock_diag handler (udp_diag): UDP sockets are read from /proc/net/udp instead",
-            ));
             let net = std::path::Path::new("/proc/thread-self/net");
             match super::procnet::read_sockets(net, &[super::procnet::Table::Udp]) {
                 Ok(udp) => sockets.extend(udp),
@@ -190,6 +194,65 @@ impl Kernel for NetlinkKernel {
             }
         }
         Ok(sockets)
+    }
+
+    fn push_notes(&self, notes: &mut Vec<Note>) {
+        notes.extend(self.unmeasured.clone());
+        if self.udp_missing {
+            notes.push(Note::warning(
+                "no UDP sock_diag handler (udp_diag): UDP sockets are read from /proc/net/udp instead",
+            ));
+        }
+    }
+}
+
+impl Kernel for NetlinkKernel {
+    fn dump(&mut self, notes: &mut Vec<Note>) -> Result<Vec<SocketSample>, CollectError> {
+        let tcp = self.dump_tcp()?;
+        let sockets = self.with_udp(tcp)?;
+        // A tcp_info too short for the byte counters (B11: kernels before 4.x) leaves
+        // connections unmeasured; say so instead of showing zeros.
+        let unmeasured = sockets
+            .iter()
+            .filter(|s| s.proto == Proto::Tcp && s.state == Some(TcpState::Established))
+            .filter(|s| s.sent.is_none() || s.received.is_none())
+            .count();
+        self.unmeasured = (unmeasured > 0).then(|| {
+            Note::warning(format!(
+                "{unmeasured} TCP connections report no byte counters (this kernel's tcp_info is too short): their bytes need the packet collector"
+            ))
+        });
+        self.push_notes(notes);
+        Ok(sockets)
+    }
+
+    fn refresh(
+        &mut self,
+        tuples: &[(SocketAddr, SocketAddr)],
+        notes: &mut Vec<Note>,
+    ) -> Option<Result<Vec<SocketSample>, CollectError>> {
+        if !self.lookups {
+            return None;
+        }
+        let looked_up = self.dump_listeners().and_then(|mut tcp| {
+            tcp.extend(self.diag.lookup_tcp(tuples)?);
+            Ok(tcp)
+        });
+        let mut tcp = match looked_up {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                tracing::info!("sock_diag lookups refused ({e}): full dumps every cycle");
+                self.lookups = false;
+                return None;
+            }
+        };
+        // A tuple nobody holds may answer with its port's listener, listed already.
+        let mut seen = std::collections::HashSet::with_capacity(tcp.len());
+        tcp.retain(|d| seen.insert(d.cookie));
+        infer_roles(&mut tcp);
+        let sockets = self.with_udp(tcp);
+        self.push_notes(notes);
+        Some(sockets)
     }
 
     fn drain_closed(&mut self, notes: &mut Vec<Note>) -> Vec<ClosedSocket> {

@@ -28,8 +28,13 @@ use netlink_sys::{Socket, SocketAddr as NlAddr, protocols::NETLINK_SOCK_DIAG};
 use proto::{Proto, TcpState};
 use thiserror::Error;
 
-pub use dump::{DumpOutcome, DumpReader, Progress};
+pub use dump::{DumpOutcome, DumpReader, Progress, infer_roles};
 pub use tcpinfo::{TcpCounters, parse_tcp_info};
+
+/// Lookups sent in one datagram; their answers (≈ 300 B each) fit the receive buffer.
+const LOOKUP_BATCH: usize = 128;
+/// `TCPF_LISTEN`: the state mask of a listeners-only dump.
+const LISTEN_ONLY: u32 = 1 << 10;
 
 /// How often an interrupted (`NLM_F_DUMP_INTR`) dump is retried before giving up.
 const MAX_DUMP_ATTEMPTS: u32 = 4;
@@ -174,13 +179,111 @@ impl SockDiag {
     /// saves that much per cycle. An error means the kernel lacks the request: use
     /// [`SockDiag::dump`] per family.
     pub fn dump_tcp_both(&mut self) -> Result<Vec<DiagSocket>, NetlinkError> {
+        self.dump_tcp_both_states(!SKIPPED_STATES)
+    }
+
+    /// Listening TCP sockets of both families. A listeners-only dump walks only the small
+    /// listening hash, not the established one (`inet_diag_dump_icsk` skips it when no
+    /// other state is asked for), so it stays cheap however many connections exist.
+    pub fn dump_tcp_listeners(&mut self) -> Result<Vec<DiagSocket>, NetlinkError> {
+        self.dump_tcp_both_states(LISTEN_ONLY)
+    }
+
+    /// Listening TCP sockets of one family (kernels without the both-families request).
+    pub fn dump_listeners(&mut self, family: Family) -> Result<Vec<DiagSocket>, NetlinkError> {
         for _ in 0..MAX_DUMP_ATTEMPTS {
-            match self.dump_with(Family::V4, Proto::Tcp, tcp_both_request)? {
+            let request = |seq| states_request(seq, family, Proto::Tcp, LISTEN_ONLY);
+            match self.dump_with(family, Proto::Tcp, request)? {
+                DumpOutcome::Complete(sockets) => return Ok(sockets),
+                DumpOutcome::Interrupted => tracing::debug!("listener dump interrupted, retrying"),
+            }
+        }
+        Err(NetlinkError::Interrupted)
+    }
+
+    fn dump_tcp_both_states(&mut self, states: u32) -> Result<Vec<DiagSocket>, NetlinkError> {
+        for _ in 0..MAX_DUMP_ATTEMPTS {
+            let request = |seq| tcp_both_states_request(seq, states);
+            match self.dump_with(Family::V4, Proto::Tcp, request)? {
                 DumpOutcome::Complete(sockets) => return Ok(sockets),
                 DumpOutcome::Interrupted => tracing::debug!("TCP dump interrupted, retrying"),
             }
         }
         Err(NetlinkError::Interrupted)
+    }
+
+    /// The TCP sockets with exactly these (local, remote) addresses, each looked up by
+    /// hash (a request without `NLM_F_DUMP`), many per datagram. Tuples with no socket
+    /// are skipped; an IPv4 tuple is also tried as IPv4-mapped IPv6 (a dual-stack socket
+    /// sends IPv4 packets). A lookup of a tuple nobody holds may return the listener of
+    /// its local port: callers dedupe by cookie.
+    pub fn lookup_tcp(
+        &mut self,
+        tuples: &[(SocketAddr, SocketAddr)],
+    ) -> Result<Vec<DiagSocket>, NetlinkError> {
+        let mut found = Vec::new();
+        let mut unmatched = Vec::new();
+        for chunk in tuples.chunks(LOOKUP_BATCH) {
+            unmatched.extend(self.lookup_batch(chunk, &mut found)?);
+        }
+        let mapped: Vec<(SocketAddr, SocketAddr)> = unmatched
+            .into_iter()
+            .filter_map(|(l, r)| Some((v4_mapped(l)?, v4_mapped(r)?)))
+            .collect();
+        for chunk in mapped.chunks(LOOKUP_BATCH) {
+            self.lookup_batch(chunk, &mut found)?;
+        }
+        Ok(found)
+    }
+
+    /// One datagram of lookups; returns the tuples nobody holds.
+    fn lookup_batch(
+        &mut self,
+        tuples: &[(SocketAddr, SocketAddr)],
+        found: &mut Vec<DiagSocket>,
+    ) -> Result<Vec<(SocketAddr, SocketAddr)>, NetlinkError> {
+        let first = self.seq.wrapping_add(1);
+        let mut request = Vec::with_capacity(tuples.len() * 72);
+        for (i, (local, remote)) in tuples.iter().enumerate() {
+            request.extend(lookup_request(
+                first.wrapping_add(i as u32),
+                *local,
+                *remote,
+            ));
+        }
+        self.seq = first.wrapping_add(tuples.len() as u32);
+        self.socket.send(&request, 0)?;
+        let mut answered = vec![false; tuples.len()];
+        let mut left = tuples.len();
+        let mut unmatched = Vec::new();
+        while left > 0 {
+            let len = self.recv()?;
+            for message in wire::messages(&self.buf[..len]) {
+                let (header, item) = message?;
+                let i = header.seq.wrapping_sub(first) as usize;
+                if i >= tuples.len() || answered[i] {
+                    // An earlier request's late answer, or a trailing ack.
+                    continue;
+                }
+                match item {
+                    wire::Item::Socket(payload) => {
+                        found.push(wire::parse_diag_msg(payload, Proto::Tcp)?);
+                    }
+                    wire::Item::Error { errno } if errno == -libc::ENOENT => {
+                        unmatched.push(tuples[i]);
+                    }
+                    wire::Item::Error { errno } | wire::Item::Done { errno } if errno != 0 => {
+                        return Err(NetlinkError::Kernel {
+                            errno: errno.saturating_neg(),
+                        });
+                    }
+                    _ => {}
+                }
+                answered[i] = true;
+                left -= 1;
+            }
+        }
+        Ok(unmatched)
     }
 
     fn dump_once(&mut self, family: Family, proto: Proto) -> Result<DumpOutcome, NetlinkError> {
@@ -236,6 +339,11 @@ const SKIPPED_STATES: u32 = (1 << 6) | (1 << 12);
 /// family, states and extensions as in [`dump_request`]. Answers come as `TCPDIAG_GETSOCK`
 /// messages holding the same `inet_diag_msg`.
 pub fn tcp_both_request(seq: u32) -> Vec<u8> {
+    tcp_both_states_request(seq, !SKIPPED_STATES)
+}
+
+/// [`tcp_both_request`] for the TCP states in the `states` bit mask.
+pub fn tcp_both_states_request(seq: u32, states: u32) -> Vec<u8> {
     /// nlmsghdr + inet_diag_req (family, src_len, dst_len, ext, 48-byte id, states, dbs).
     const LEN: usize = 16 + 60;
     let mut buf = Vec::with_capacity(LEN);
@@ -249,7 +357,7 @@ pub fn tcp_both_request(seq: u32) -> Vec<u8> {
     // inet_diag_sockid: no port/address filter; the cookie is unused by dumps.
     buf.extend_from_slice(&[0; 40]);
     buf.extend_from_slice(&[0xff; 8]);
-    buf.extend_from_slice(&(!SKIPPED_STATES).to_ne_bytes());
+    buf.extend_from_slice(&states.to_ne_bytes());
     buf.extend_from_slice(&0u32.to_ne_bytes());
     buf
 }
@@ -257,19 +365,62 @@ pub fn tcp_both_request(seq: u32) -> Vec<u8> {
 /// Serialized `SOCK_DIAG_BY_FAMILY` dump request: every state but TIME-WAIT and
 /// NEW_SYN_RECV, with INET_DIAG_INFO.
 pub fn dump_request(seq: u32, family: Family, proto: Proto) -> Vec<u8> {
+    states_request(seq, family, proto, !SKIPPED_STATES)
+}
+
+/// [`dump_request`] for the TCP states in the `states` bit mask.
+fn states_request(seq: u32, family: Family, proto: Proto, states: u32) -> Vec<u8> {
     let request = InetRequest {
         family: family.af(),
         protocol: ip_proto(proto),
         extensions: ExtensionFlags::INFO,
         // By raw bit: the crate has no name for NEW_SYN_RECV.
-        states: StateFlags::from_bits_retain(!SKIPPED_STATES),
+        states: StateFlags::from_bits_retain(states),
         socket_id: match family {
             Family::V4 => SocketId::new_v4(),
             Family::V6 => SocketId::new_v6(),
         },
     };
+    serialize(request, NLM_F_REQUEST | NLM_F_DUMP, seq)
+}
+
+/// Serialized lookup of the one TCP socket with this exact 4-tuple, with
+/// INET_DIAG_INFO. The family follows the local address.
+pub fn lookup_request(seq: u32, local: SocketAddr, remote: SocketAddr) -> Vec<u8> {
+    let family = if local.is_ipv4() {
+        Family::V4
+    } else {
+        Family::V6
+    };
+    let request = InetRequest {
+        family: family.af(),
+        protocol: ip_proto(Proto::Tcp),
+        extensions: ExtensionFlags::INFO,
+        states: StateFlags::from_bits_retain(!SKIPPED_STATES),
+        socket_id: SocketId {
+            source_port: local.port(),
+            destination_port: remote.port(),
+            source_address: local.ip(),
+            destination_address: remote.ip(),
+            interface_id: 0,
+            // INET_DIAG_NOCOOKIE: any socket with this tuple.
+            cookie: [0xff; 8],
+        },
+    };
+    serialize(request, NLM_F_REQUEST, seq)
+}
+
+/// `a` as an IPv4-mapped IPv6 address, if it is IPv4.
+fn v4_mapped(a: SocketAddr) -> Option<SocketAddr> {
+    match a {
+        SocketAddr::V4(v4) => Some(SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())),
+        SocketAddr::V6(_) => None,
+    }
+}
+
+fn serialize(request: InetRequest, flags: u16, seq: u32) -> Vec<u8> {
     let mut header = NetlinkHeader::default();
-    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    header.flags = flags;
     header.sequence_number = seq;
     let mut message = NetlinkMessage::new(
         header,

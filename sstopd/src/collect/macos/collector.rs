@@ -235,6 +235,7 @@ impl<R: CommandRunner + 'static, P: ProcessSource + 'static> Collector for Macos
 
         Ok(Sample {
             sockets,
+            tcp_partial: false,
             closed: Vec::new(),
             processes,
             unexplained: Vec::new(),

@@ -92,7 +92,7 @@ impl DumpReader {
 
 /// Mark connected TCP sockets as passive (accepted) when a listener in the same dump owns
 /// their local port, else active. The SYN is counted in `bytes_acked` only on the active side.
-fn infer_roles(sockets: &mut [DiagSocket]) {
+pub fn infer_roles(sockets: &mut [DiagSocket]) {
     let listeners: HashSet<(IpAddr, u16)> = sockets
         .iter()
         .filter(|s| s.state == Some(TcpState::Listen))

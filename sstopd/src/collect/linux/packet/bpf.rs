@@ -1,5 +1,7 @@
 //! The classic BPF program attached with `SO_ATTACH_FILTER`: only IPv4/IPv6 reach user
-//! space, TCP is dropped in the kernel in main mode (its bytes come from tcp_info), and
+//! space; in main mode only arriving TCP reaches it (its bytes come from tcp_info; an
+//! arriving segment is what moves a socket's counters, so it marks the socket as worth
+//! a lookup this tick), and
 //! every accepted frame is cut to [`SNAPLEN`] bytes: headers are all we read, sizes
 //! come from the IP header and `tp_len`, so copying payload would only cost CPU.
 //!
@@ -21,7 +23,7 @@ pub const SNAPLEN: u32 = 256;
 /// Which frames the kernel hands to user space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Keep {
-    /// Main mode: everything IP except TCP.
+    /// Main mode: everything IP except TCP leaving through a non-loopback interface.
     NonTcp,
     /// Fallback mode: all IP traffic.
     AllIp,
@@ -70,11 +72,17 @@ pub fn program(keep: Keep) -> Vec<sock_filter> {
             /* 1 */ jeq(u32::from(ETH_P_IP), 0, 2),
             /* 2 */ stmt(BPF_LD | BPF_B | BPF_ABS, 9), // IPv4 protocol
             /* 3 */ stmt(BPF_JMP | BPF_JA, 2),
-            /* 4 */ jeq(u32::from(ETH_P_IPV6), 0, 3),
+            /* 4 */ jeq(u32::from(ETH_P_IPV6), 0, 7),
             /* 5 */ stmt(BPF_LD | BPF_B | BPF_ABS, 6), // IPv6 next header
-            /* 6 */ jeq(IPPROTO_TCP, 1, 0),
-            /* 7 */ ret(SNAPLEN),
-            /* 8 */ ret(0),
+            /* 6 */ jeq(IPPROTO_TCP, 0, 4),
+            // TCP: arriving, or loopback's one copy (outgoing, also arriving).
+            /* 7 */
+            ld_anc(SKF_AD_PKTTYPE),
+            /* 8 */ jeq(PACKET_OUTGOING, 0, 2),
+            /* 9 */ ld_anc(SKF_AD_HATYPE),
+            /* 10 */ jeq(ARPHRD_LOOPBACK, 0, 1),
+            /* 11 */ ret(SNAPLEN),
+            /* 12 */ ret(0),
         ],
     };
     // Prefix: not outgoing and on loopback → the last instruction (drop).
@@ -164,19 +172,27 @@ mod tests {
     }
 
     #[test]
-    fn main_mode_drops_tcp_and_non_ip() {
+    fn main_mode_keeps_only_arriving_tcp_and_drops_non_ip() {
         let p = program(Keep::NonTcp);
         let mut v4 = [0u8; 40];
         v4[9] = 17;
         assert_eq!(run(&p, ETH_P_IP, &v4), SNAPLEN);
-        v4[9] = 6;
-        assert_eq!(run(&p, ETH_P_IP, &v4), 0);
+        assert_eq!(run_on(&p, PACKET_OUTGOING, 1, ETH_P_IP, &v4), SNAPLEN);
         let mut v6 = [0u8; 40];
         v6[6] = 58;
         assert_eq!(run(&p, ETH_P_IPV6, &v6), SNAPLEN);
-        v6[6] = 6;
-        assert_eq!(run(&p, ETH_P_IPV6, &v6), 0);
         assert_eq!(run(&p, 0x0806, &v4), 0);
+        // TCP: arriving on Ethernet and loopback's outgoing copy are kept; TCP leaving
+        // through Ethernet moves no counter of ours and is dropped.
+        v4[9] = 6;
+        v6[6] = 6;
+        for (proto, pkt) in [(ETH_P_IP, &v4), (ETH_P_IPV6, &v6)] {
+            assert_eq!(run(&p, proto, pkt), SNAPLEN);
+            assert_eq!(run_on(&p, PACKET_OUTGOING, 772, proto, pkt), SNAPLEN);
+            assert_eq!(run_on(&p, 0, 772, proto, pkt), 0);
+            assert_eq!(run_on(&p, PACKET_OUTGOING, 1, proto, pkt), 0);
+            assert_eq!(run_on(&p, PACKET_OUTGOING, 65534, proto, pkt), 0);
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use proto::Proto;
 use thiserror::Error;
 
 use super::bpf::{self, Keep};
-use super::flows::{self, Batch};
+use super::flows::{self, Batch, Dir};
 use super::frame::{self, LinkType};
 use super::links;
 use super::ring::{RawFrame, Ring};
@@ -185,9 +185,12 @@ fn count(batch: &mut Batch, keep: Keep, f: RawFrame<'_>) {
         protocol: f.protocol,
     };
     match frame::decode(link, f.data, f.wire_len) {
-        // TCP behind IPv6 extension headers passes the kernel filter; main mode has
-        // kernel counters for it.
-        Ok(p) if keep == Keep::NonTcp && p.proto == Proto::Tcp => {}
+        // Main mode has kernel counters for TCP: a segment only says which socket to read.
+        Ok(p) if keep == Keep::NonTcp && p.proto == Proto::Tcp => {
+            if dir != Dir::Out {
+                batch.add_tcp_activity(&p);
+            }
+        }
         Ok(p) => batch.add(&p, dir),
         Err(frame::Skip::LaterFragment) => {}
         // Known link types: a malformed frame. Unknown ones (nlmon, monitor-mode Wi-Fi, ...):

@@ -1,7 +1,7 @@
 //! Bytes per 5-tuple and direction, counted on the capture thread in a map it owns
 //! alone and handed off whole once per tick (no lock per packet).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
 use proto::Proto;
@@ -51,11 +51,20 @@ pub struct FlowKey {
     pub dir: Dir,
 }
 
+/// Beyond this many distinct TCP tuples in one tick, the activity set is given up (the
+/// collector then dumps every socket instead of looking them up one by one).
+const MAX_TCP_ACTIVE: usize = 1 << 16;
+
 /// One tick's worth of counting.
 #[derive(Debug, Default)]
 pub struct Batch {
     /// Payload bytes per flow.
     pub flows: HashMap<FlowKey, u64>,
+    /// Main mode: (local, remote) of every TCP socket a segment arrived for. Only an
+    /// arriving segment moves a socket's `bytes_acked`/`bytes_received`.
+    pub tcp_active: HashSet<(SocketAddr, SocketAddr)>,
+    /// More TCP tuples than [`MAX_TCP_ACTIVE`] arrived: `tcp_active` is incomplete.
+    pub tcp_overflow: bool,
     pub frames: u64,
     /// Frames the snaplen cut (counted from their headers anyway).
     pub truncated: u64,
@@ -87,8 +96,27 @@ impl Batch {
         *self.flows.entry(key).or_default() += u64::from(pkt.payload);
     }
 
+    /// A TCP segment arrived for the socket `pkt.dst` ← `pkt.src` (main mode).
+    pub fn add_tcp_activity(&mut self, pkt: &Packet) {
+        if self.tcp_overflow {
+            return;
+        }
+        if self.tcp_active.len() >= MAX_TCP_ACTIVE {
+            self.tcp_overflow = true;
+            self.tcp_active = HashSet::new();
+            return;
+        }
+        self.tcp_active.insert((pkt.dst, pkt.src));
+    }
+
     /// Fold a later batch into this one (when a hand-off was picked up late).
     pub fn merge(&mut self, other: Batch) {
+        self.tcp_overflow |= other.tcp_overflow;
+        if self.tcp_overflow {
+            self.tcp_active = HashSet::new();
+        } else {
+            self.tcp_active.extend(other.tcp_active);
+        }
         for (k, v) in other.flows {
             *self.flows.entry(k).or_default() += v;
         }

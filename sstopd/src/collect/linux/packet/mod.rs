@@ -17,6 +17,7 @@ pub mod frame;
 pub mod links;
 pub mod ring;
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -44,6 +45,8 @@ pub struct PacketCounter {
     drops: DropTracker,
     /// Link types whose frames did not decode: logged once each, listed in a note.
     undecodable: std::collections::BTreeSet<u16>,
+    /// This tick's hand-off, taken early by [`PacketCounter::tcp_activity`].
+    taken: Option<Option<flows::Batch>>,
 }
 
 impl PacketCounter {
@@ -63,7 +66,38 @@ impl PacketCounter {
             ledger: attribute::Ledger::default(),
             drops: DropTracker::default(),
             undecodable: Default::default(),
+            taken: None,
         }
+    }
+
+    /// This tick's hand-off from the capture thread (once per tick).
+    fn take(&mut self) -> Option<flows::Batch> {
+        if let Some(batch) = self.taken.take() {
+            return batch;
+        }
+        let capture = self.capture.as_ref().ok()?;
+        match links::enslaved() {
+            Ok(ports) => capture.set_skip(ports),
+            Err(e) => tracing::debug!("listing bridge/bond ports: {e}"),
+        }
+        capture.take(HANDOFF_TIMEOUT)
+    }
+
+    /// Main mode: the (local, remote) tuples of the TCP sockets a segment arrived for
+    /// since the previous tick — the only sockets whose counters can have moved. `None`
+    /// when that cannot be known (no capture, a late hand-off, frames lost, too many
+    /// tuples): then every socket must be read. Call before [`PacketCounter::account`].
+    pub fn tcp_activity(&mut self) -> Option<Vec<(SocketAddr, SocketAddr)>> {
+        let mut batch = self.take();
+        let tuples = match &mut batch {
+            Some(b) if self.keep == Keep::NonTcp && b.drops == 0 && !b.tcp_overflow => {
+                Some(std::mem::take(&mut b.tcp_active).into_iter().collect())
+            }
+            _ => None,
+        };
+        let healthy = self.capture.as_ref().is_ok_and(|c| c.error().is_none());
+        self.taken = Some(batch);
+        tuples.filter(|_| healthy)
     }
 
     /// True when frames are being captured.
@@ -103,11 +137,8 @@ impl PacketCounter {
                 };
             }
         };
-        match links::enslaved() {
-            Ok(ports) => capture.set_skip(ports),
-            Err(e) => tracing::debug!("listing bridge/bond ports: {e}"),
-        }
-        let batch = capture.take(HANDOFF_TIMEOUT).unwrap_or_default();
+        let error = capture.error();
+        let batch = self.take().unwrap_or_default();
         let keep = self.keep;
         let eligible = move |s: &SocketSample| keep == Keep::AllIp || s.proto != Proto::Tcp;
         let unexplained = self.ledger.account(sockets, closed, batch.flows, eligible);
@@ -126,7 +157,7 @@ impl PacketCounter {
                 list.join(", ")
             )));
         }
-        if let Some(err) = capture.error() {
+        if let Some(err) = error {
             notes.push(Note::warning(format!("packet capture stopped: {err}")));
         }
         Accounting {

@@ -21,8 +21,11 @@ use self::pid::PidError;
 use crate::collect::{ProcKey, ProcessInfo};
 use crate::fasthash::FastMap;
 
-/// How often every pid is rescanned whatever the hints say.
-pub const FULL_RESCAN: Duration = Duration::from_secs(10);
+/// How often every pid is rescanned whatever the hints say. New sockets are found without
+/// it (new pids, changed fd counts, hints, the uid search); it only catches a known
+/// socket changing hands with no fd count changing, and costs a readlink per fd on the
+/// host, so it runs rarely.
+pub const FULL_RESCAN: Duration = Duration::from_secs(30);
 /// At most this often, a search through every pid of a uid for sockets still unknown
 /// after the cheap steps (on a host full of short-lived connections it would otherwise
 /// run every cycle; connect-time tracing and listeners name those anyway). As costly as a
