@@ -3,9 +3,12 @@
 //! (`-- quick`: one run, 5 s CPU windows).
 //!
 //! Prints, as medians of several runs (`runs=N`, default 3): cycle CPU time (each run the
-//! median of 15 cycles) at ~5k and ~30k loopback sockets, CPU share over 30 s at a 1 s
-//! interval with ~5k sockets, idle and under 50 connections/s churn (whole process and per
-//! thread), peak RSS.
+//! median of 15 cycles) at ~5k and ~30k loopback sockets, for a cycle that dumps every
+//! socket (every 30 s) and one between those (listeners, UDP, sockets with arriving
+//! segments); CPU share over 30 s at a 1 s interval with ~5k sockets, idle and under 50
+//! connections/s churn (whole process and per thread; each window holds one full dump, as
+//! the daemon's steady state does), peak RSS. `idle=SECS [trace]`: only the idle share,
+//! with per-cycle CPU and the memory each cycle touched (for profilers).
 //! Sockets are held by helper python processes on loopback (the test scripts in
 //! tests/linux_e2e/); they are killed on exit.
 
@@ -71,6 +74,12 @@ impl Rig {
 
     /// One daemon cycle; returns CPU time of (collect, aggregate+snapshot), wall time, sockets.
     /// CPU time, because wall time on a shared machine measures the neighbours.
+    /// One cycle that dumps every socket (as every 30 s, or whenever activity is unknown).
+    fn full_cycle(&mut self) -> Result<(Duration, Duration, Duration, usize)> {
+        self.collector.resync();
+        self.cycle()
+    }
+
     fn cycle(&mut self) -> Result<(Duration, Duration, Duration, usize)> {
         let wall = Instant::now();
         let a = thread_cpu();
@@ -184,14 +193,20 @@ struct CycleCost {
     wall_ms: f64,
 }
 
-fn cycle_cost(rig: &mut Rig) -> Result<CycleCost> {
+/// `full`: every cycle dumps every socket; else cycles as the daemon runs them between
+/// full dumps (listeners, UDP and the TCP sockets with arriving segments).
+fn cycle_cost(rig: &mut Rig, full: bool) -> Result<CycleCost> {
     // Warm: the first cycles read every /proc entry and set the baseline.
     for _ in 0..3 {
-        rig.cycle()?;
+        rig.full_cycle()?;
     }
     let (mut col, mut agg, mut walls, mut n) = (Vec::new(), Vec::new(), Vec::new(), 0);
     for _ in 0..15 {
-        let (c, a, w, s) = rig.cycle()?;
+        let (c, a, w, s) = if full {
+            rig.full_cycle()?
+        } else {
+            rig.cycle()?
+        };
         col.push(c);
         agg.push(a);
         walls.push(w);
@@ -221,7 +236,12 @@ fn cpu_share(rig: &mut Rig, secs: u32) -> Result<Share> {
         if trace {
             let _ = std::fs::write("/proc/self/clear_refs", "1");
         }
-        let (c, a, w, n) = rig.cycle()?;
+        // The window holds the daemon's steady state: one full dump per 30 s.
+        let (c, a, w, n) = if i == 0 {
+            rig.full_cycle()?
+        } else {
+            rig.cycle()?
+        };
         if trace {
             eprintln!(
                 "  cycle {i}: {n} sockets, collect {:.1} ms + aggregate {:.1} ms CPU, wall {:.1} ms, \
@@ -355,17 +375,29 @@ fn main() -> Result<()> {
     if let Some(n) = std::env::args().find_map(|a| a.strip_prefix("idle=")?.parse::<u32>().ok()) {
         // Only the idle share, for profilers: `idle=SECS`.
         let (_s, _i, _port) = hold(2_500)?;
-        cycle_cost(&mut rig)?;
+        cycle_cost(&mut rig, false)?;
         print_share("~5k idle", n, &[cpu_share(&mut rig, n)?]);
         return Ok(());
     }
+    if std::env::args().any(|a| a == "full30k") {
+        // Only full-dump cycles at ~30k sockets, for profilers.
+        let (_s1, _i1, _) = hold(7_500)?;
+        let (_s2, _i2, _) = hold(7_500)?;
+        print_cycles(
+            "~30k, full dump",
+            &[cycle_cost(&mut rig, true)?, cycle_cost(&mut rig, true)?],
+        );
+        return Ok(());
+    }
     let (mut small, mut idle, mut busy, mut large) = (vec![], vec![], vec![], vec![]);
+    let (mut small_partial, mut large_partial) = (vec![], vec![]);
     let fd_scan;
     {
         let (s, _i, port) = hold(2_500)?;
         fd_scan = fd_scan_cost(s.0.id());
         for _ in 0..runs {
-            small.push(cycle_cost(&mut rig)?);
+            small.push(cycle_cost(&mut rig, true)?);
+            small_partial.push(cycle_cost(&mut rig, false)?);
             idle.push(cpu_share(&mut rig, secs)?);
             let _churn = churn(&port, secs)?;
             busy.push(cpu_share(&mut rig, secs)?);
@@ -376,11 +408,14 @@ fn main() -> Result<()> {
         let (_s1, _i1, _) = hold(7_500)?;
         let (_s2, _i2, _) = hold(7_500)?;
         for _ in 0..runs {
-            large.push(cycle_cost(&mut rig)?);
+            large.push(cycle_cost(&mut rig, true)?);
+            large_partial.push(cycle_cost(&mut rig, false)?);
         }
     }
-    print_cycles("~5k", &small);
-    print_cycles("~30k", &large);
+    print_cycles("~5k, full dump", &small);
+    print_cycles("~30k, full dump", &large);
+    print_cycles("~5k, between full dumps", &small_partial);
+    print_cycles("~30k, between full dumps", &large_partial);
     print_share("~5k idle", secs, &idle);
     print_share("~5k + 50 conn/s churn", secs, &busy);
     println!(

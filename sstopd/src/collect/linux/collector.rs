@@ -127,6 +127,11 @@ impl LinuxCollector {
         }
     }
 
+    /// Make the next [`Collector::collect`] dump every socket (benchmarks, tests).
+    pub fn resync(&mut self) {
+        self.last_full = None;
+    }
+
     /// Count captured bytes into the sockets (see [`PacketCounter`]).
     pub fn with_packet(mut self, packet: PacketCounter) -> Self {
         self.packet = Some(packet);

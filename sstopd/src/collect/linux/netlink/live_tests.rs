@@ -542,3 +542,82 @@ fn netlink_burst_of_short_connections_is_fully_seen() {
         assert_eq!((c.pid, c.comm.as_slice()), (pid, &b"nlchurn"[..]));
     }
 }
+
+#[test]
+fn netlink_lookup_finds_exactly_the_asked_sockets_with_their_counters() {
+    let mut diag = SockDiag::open().unwrap();
+    let (l4, mut c4, mut s4) = pair(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let (_l6, mut c6, mut s6) = pair(IpAddr::V6(Ipv6Addr::LOCALHOST));
+    transfer(&mut c4, &mut s4, 70_001);
+    transfer(&mut s6, &mut c6, 3_333);
+    let (a4, b4) = (c4.local_addr().unwrap(), s4.local_addr().unwrap());
+    let (a6, b6) = (c6.local_addr().unwrap(), s6.local_addr().unwrap());
+    let want4 = expect(&mut diag, a4, b4, (TcpState::Established, 70_001, 0));
+    let want6 = expect(&mut diag, b6, a6, (TcpState::Established, 3_333, 0));
+
+    // A dual-stack server: its accepted socket talks IPv4 but is an AF_INET6 socket with
+    // IPv4-mapped addresses; segments on the wire are plain IPv4.
+    let dual = TcpListener::bind((Ipv6Addr::UNSPECIFIED, 0)).unwrap();
+    let mut dc =
+        TcpStream::connect((Ipv4Addr::LOCALHOST, dual.local_addr().unwrap().port())).unwrap();
+    let (mut ds, _) = dual.accept().unwrap();
+    transfer(&mut dc, &mut ds, 4_321);
+    let (dc_addr, ds_v4) = (
+        dc.local_addr().unwrap(),
+        SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            dual.local_addr().unwrap().port(),
+        ),
+    );
+
+    // Nobody holds this tuple (port 9 on loopback is closed): skipped, no error.
+    let nobody = (
+        SocketAddr::from(([127, 0, 0, 1], 9)),
+        SocketAddr::from(([127, 0, 0, 1], 9)),
+    );
+    let mut tuples = vec![(a4, b4), (b6, a6), (ds_v4, dc_addr), nobody];
+    // More than one datagram of lookups: the same tuple again and again.
+    tuples.extend(std::iter::repeat_n((a4, b4), LOOKUP_BATCH + 5));
+    let found = poll("the server side of the dual-stack pair to be acked", || {
+        let found = diag.lookup_tcp(&tuples).unwrap();
+        let mapped = found
+            .iter()
+            .find(|s| s.remote.map(|r| r.port()) == Some(dc_addr.port()))?;
+        (mapped.payload_received() == Some(4_321)).then_some(found.clone())
+    });
+    let got4 = find(&found, a4, b4).expect("v4 socket looked up");
+    assert_eq!(got4.cookie, want4.cookie);
+    assert_eq!(
+        (got4.payload_sent(), got4.payload_received(), got4.inode),
+        (Some(70_001), Some(0), inode_of(&c4))
+    );
+    let got6 = find(&found, b6, a6).expect("v6 socket looked up");
+    assert_eq!(got6.cookie, want6.cookie);
+    assert_eq!(got6.payload_sent(), Some(3_333));
+    let mapped = found
+        .iter()
+        .find(|s| s.remote.map(|r| r.port()) == Some(dc_addr.port()))
+        .expect("dual-stack socket found through its IPv4-mapped tuple");
+    assert_eq!(mapped.inode, inode_of(&ds));
+    // Only what was asked (the repeated tuple answers each time; nobody's tuple never).
+    assert!(
+        found
+            .iter()
+            .all(|s| [want4.cookie, want6.cookie, mapped.cookie].contains(&s.cookie))
+    );
+    assert_eq!(
+        found.iter().filter(|s| s.cookie == want4.cookie).count(),
+        LOOKUP_BATCH + 6
+    );
+
+    // Listeners-only dump: every listener of ours, no connection.
+    let listeners = diag.dump_tcp_listeners().unwrap();
+    assert!(listeners.iter().all(|s| s.state == Some(TcpState::Listen)));
+    for l in [&l4, &_l6, &dual] {
+        let addr = l.local_addr().unwrap();
+        assert!(listeners.iter().any(|s| s.local == addr), "{addr} listed");
+    }
+    let v4_only = diag.dump_listeners(Family::V4).unwrap();
+    assert!(v4_only.iter().any(|s| s.local == l4.local_addr().unwrap()));
+    assert!(v4_only.iter().all(|s| s.state == Some(TcpState::Listen)));
+}
