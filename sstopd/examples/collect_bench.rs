@@ -373,10 +373,15 @@ fn main() -> Result<()> {
     let secs = if quick { 5 } else { 30 };
     let mut rig = Rig::new()?;
     if let Some(n) = std::env::args().find_map(|a| a.strip_prefix("idle=")?.parse::<u32>().ok()) {
-        // Only the idle share, for profilers: `idle=SECS`.
-        let (_s, _i, _port) = hold(2_500)?;
+        // Only the idle share (`churn`: under churn), for profilers: `idle=SECS`.
+        let (_s, _i, port) = hold(2_500)?;
         cycle_cost(&mut rig, false)?;
-        print_share("~5k idle", n, &[cpu_share(&mut rig, n)?]);
+        let _churn = if std::env::args().any(|a| a == "churn") {
+            Some(churn(&port, n)?)
+        } else {
+            None
+        };
+        print_share("~5k", n, &[cpu_share(&mut rig, n)?]);
         return Ok(());
     }
     if std::env::args().any(|a| a == "full30k") {

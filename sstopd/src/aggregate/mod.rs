@@ -84,9 +84,13 @@ impl Aggregator {
         self.seq += 1;
 
         self.procs.report(sample.processes, now, &mut self.users);
-        let credits =
-            self.sockets
-                .ingest(sample.sockets, sample.tcp_partial, sample.closed, now, dt);
+        let credits = self.sockets.ingest(
+            sample.sockets,
+            (sample.tcp_partial, sample.tcp_gone),
+            sample.closed,
+            now,
+            dt,
+        );
         let mut tick = (0u64, 0u64);
         for c in credits {
             tick.0 = tick.0.saturating_add(c.up);

@@ -108,11 +108,12 @@ impl SocketTable {
     /// lists every socket), so all its bytes are new and counted; in the very first
     /// sample they predate us and only set the baseline. A socket missing from `sockets`
     /// is forgotten (its last bytes come through `closed` when the kernel reported them),
-    /// except a TCP socket when `tcp_partial` says unlisted TCP sockets are unchanged.
+    /// except a TCP socket when `tcp_partial` says unlisted TCP sockets are unchanged
+    /// (those that left are then named in `tcp_gone`).
     pub fn ingest(
         &mut self,
         sockets: Vec<SocketSample>,
-        tcp_partial: bool,
+        (tcp_partial, tcp_gone): (bool, Vec<SocketId>),
         closed: Vec<ClosedSocket>,
         now: Duration,
         dt: Duration,
@@ -209,7 +210,8 @@ impl SocketTable {
             }
         }
         if tcp_partial {
-            // Only non-TCP sockets were listed in full: sweep just those.
+            // Only non-TCP sockets were listed in full: sweep just those, and the TCP
+            // sockets named as gone.
             let gone: Vec<SocketId> = self
                 .non_tcp
                 .iter()
@@ -219,6 +221,7 @@ impl SocketTable {
                         .is_none_or(|st| st.generation != generation)
                 })
                 .copied()
+                .chain(tcp_gone)
                 .collect();
             for id in gone {
                 self.non_tcp.remove(&id);

@@ -813,3 +813,48 @@ fn an_unlisted_sockets_rate_decays_as_if_stepped() {
     let expected = ema::update(stepped, 2000, secs(1));
     assert!((rate - expected).abs() < 1e-6, "{rate} vs {expected}");
 }
+
+#[test]
+fn a_tcp_socket_named_gone_leaves_and_its_late_destroy_counts_from_its_last_bytes() {
+    let a = key(10, 1);
+    let procs = [(a, "a")];
+    let mut g = agg();
+    g.ingest(
+        sample(&procs, vec![tcp(1, &[a], 100, 0), tcp(2, &[a], 100, 0)]),
+        secs(0),
+        0,
+    );
+    g.ingest(partial(&procs, vec![tcp(2, &[a], 400, 0)]), secs(1), 1000);
+    // Socket 2 unhashed by a reset (fd still open): no longer listed, no destroy yet.
+    g.ingest(
+        Sample {
+            tcp_gone: vec![2],
+            ..partial(&procs, vec![])
+        },
+        secs(2),
+        2000,
+    );
+    assert_eq!(g.sockets.len(), 1);
+    assert_census(&g);
+    assert_eq!(row(&g.snapshot(), a).connections, 1);
+    // The fd closes: the destroy event's final counters count from 400, not from zero.
+    g.ingest(
+        Sample {
+            closed: vec![ClosedSocket {
+                id: 2,
+                proto: Proto::Tcp,
+                local: addr(1, 40002),
+                remote: Some(addr(7, 443)),
+                sent: 450,
+                received: 0,
+                owners: vec![a],
+            }],
+            ..partial(&procs, vec![])
+        },
+        secs(3),
+        3000,
+    );
+    let s = g.snapshot();
+    assert_eq!(row(&s, a).traffic.up_bytes, 350);
+    assert_sums(&s);
+}

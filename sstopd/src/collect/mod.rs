@@ -110,11 +110,13 @@ pub struct IfaceSample {
 pub struct Sample {
     /// Every socket, or with `tcp_partial` every socket but the TCP ones known unchanged.
     pub sockets: Vec<SocketSample>,
-    /// TCP sockets are listed only when they may have changed (new, or a segment arrived
-    /// for them) plus every listener; a known TCP socket missing from `sockets` is
-    /// unchanged, not gone (a gone one comes through `closed`, or leaves at the next
-    /// complete listing). Non-TCP sockets are always listed in full.
+    /// TCP sockets are listed only when new or changed, plus every listener; a known TCP
+    /// socket missing from `sockets` is unchanged, not gone (a gone one comes through
+    /// `closed` or `tcp_gone`). Non-TCP sockets are always listed in full.
     pub tcp_partial: bool,
+    /// With `tcp_partial`: TCP sockets the kernel no longer lists, with no destroy event
+    /// (yet): a socket unhashed by a reset while its fd stays open.
+    pub tcp_gone: Vec<SocketId>,
     pub closed: Vec<ClosedSocket>,
     /// Every process referenced by an owner list above (alive or remembered).
     pub processes: Vec<ProcessInfo>,

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use proto::{Caps, CollectorMode, Note};
 
 use super::attribution::{Attribution, ConnectSeen};
+use super::changes::Changes;
 use super::ifaces::IfaceSource;
 use super::packet::{Keep, PacketCounter};
 use super::procmap::{ProcMap, Wanted, pid};
@@ -92,6 +93,8 @@ pub struct LinuxCollector {
     packet: Option<PacketCounter>,
     /// When every TCP socket was last dumped.
     last_full: Option<Duration>,
+    /// TCP sockets as last passed on, so unchanged ones stop here.
+    changes: Changes,
 }
 
 impl LinuxCollector {
@@ -124,6 +127,7 @@ impl LinuxCollector {
             epoch: Instant::now(),
             packet: None,
             last_full: None,
+            changes: Changes::default(),
         }
     }
 
@@ -368,7 +372,8 @@ impl Collector for LinuxCollector {
         let hint_pids = self.learn_connects(records, now);
 
         // 2. Every socket (or only those that may have changed), 3.–4. with its owners.
-        let (mut sockets, tcp_partial) = self.list_sockets(now, &mut notes)?;
+        let (mut sockets, listed_partially) = self.list_sockets(now, &mut notes)?;
+        let full = !listed_partially;
 
         // PACKET STEP (before owners, so sockets that carry bytes get theirs searched):
         // raw/ping/SCTP sockets from /proc/net, captured bytes into UDP/ICMP/raw sockets,
@@ -376,9 +381,19 @@ impl Collector for LinuxCollector {
         // in `packet_closed` with their final bytes (named in step 5 like the others).
         let mut packet_closed = Vec::new();
         let packet = self.packet.as_mut().map(|p| {
-            sockets.extend(PacketCounter::extra_sockets(&self.net_dir));
+            sockets.extend(p.extra_sockets(&self.net_dir, full));
             p.account(&mut sockets, &mut packet_closed)
         });
+        // Counters are all in: TCP sockets that did not change since they were last
+        // passed on stop here (after the first listing, every TCP listing is partial).
+        let tcp_partial = self.changes.primed();
+        let procmap = &self.procmap;
+        let tcp_gone = self
+            .changes
+            .filter(&mut sockets, full, |inode| procmap.owners_changed(inode));
+        if full {
+            self.procmap.clear_changed();
+        }
         self.fill_owners(&mut sockets, hint_pids, now);
 
         // 5. Sockets closed since the last call, with their final counters. Connects are
@@ -386,6 +401,9 @@ impl Collector for LinuxCollector {
         // dump has its connect event in the ring by now.
         let mut closed = self.kernel.drain_closed(&mut notes);
         closed.append(&mut packet_closed);
+        for c in &closed {
+            self.changes.closed(c.id);
+        }
         let late = self.kernel.drain_connects(&mut Vec::new());
         self.learn_connects(late, now);
         let mut tries = vec![0; closed.len()];
@@ -399,6 +417,7 @@ impl Collector for LinuxCollector {
         let mut sample = Sample {
             sockets,
             tcp_partial,
+            tcp_gone,
             closed,
             ..Sample::default()
         };

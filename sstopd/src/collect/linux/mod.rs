@@ -1,6 +1,7 @@
 //! Linux collectors: sock_diag netlink (main mode) or /proc/net + AF_PACKET (fallback).
 
 pub mod attribution;
+pub mod changes;
 pub mod collector;
 pub mod destroy;
 pub mod fallback;

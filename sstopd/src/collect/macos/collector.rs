@@ -236,6 +236,7 @@ impl<R: CommandRunner + 'static, P: ProcessSource + 'static> Collector for Macos
         Ok(Sample {
             sockets,
             tcp_partial: false,
+            tcp_gone: Vec::new(),
             closed: Vec::new(),
             processes,
             unexplained: Vec::new(),

@@ -47,6 +47,8 @@ pub struct PacketCounter {
     undecodable: std::collections::BTreeSet<u16>,
     /// This tick's hand-off, taken early by [`PacketCounter::tcp_activity`].
     taken: Option<Option<flows::Batch>>,
+    /// Raw, ping and SCTP sockets as last read.
+    extra: Option<Vec<SocketSample>>,
 }
 
 impl PacketCounter {
@@ -67,6 +69,15 @@ impl PacketCounter {
             drops: DropTracker::default(),
             undecodable: Default::default(),
             taken: None,
+            extra: None,
+        }
+    }
+
+    /// Take this tick's hand-off now, keeping it for the calls after.
+    fn take_early(&mut self) {
+        if self.taken.is_none() {
+            let batch = self.take();
+            self.taken = Some(batch);
         }
     }
 
@@ -88,7 +99,8 @@ impl PacketCounter {
     /// when that cannot be known (no capture, a late hand-off, frames lost, too many
     /// tuples): then every socket must be read. Call before [`PacketCounter::account`].
     pub fn tcp_activity(&mut self) -> Option<Vec<(SocketAddr, SocketAddr)>> {
-        let mut batch = self.take();
+        self.take_early();
+        let mut batch = self.taken.take().flatten();
         let tuples = match &mut batch {
             Some(b) if self.keep == Keep::NonTcp && b.drops == 0 && !b.tcp_overflow => {
                 Some(std::mem::take(&mut b.tcp_active).into_iter().collect())
@@ -108,7 +120,21 @@ impl PacketCounter {
     /// Raw, ping (ICMP) and SCTP sockets, which sock_diag dumps do not cover here:
     /// `/proc/net/{raw,raw6,icmp,icmp6}` and `/proc/net/sctp/eps` under `net_dir`
     /// (owners still to be filled from their inodes).
-    pub fn extra_sockets(net_dir: &Path) -> Vec<SocketSample> {
+    ///
+    /// Re-read when `full` (every socket is being listed) or when frames of those
+    /// protocols arrived since the last tick; else the last reading is reused: five files
+    /// a tick for sockets that are rare and idle is most of an idle tick's reading.
+    pub fn extra_sockets(&mut self, net_dir: &Path, full: bool) -> Vec<SocketSample> {
+        self.take_early();
+        let other_traffic = matches!(&self.taken, Some(Some(b))
+            if b.flows.keys().any(|k| !matches!(k.proto, Proto::Tcp | Proto::Udp)));
+        if full || other_traffic || self.extra.is_none() {
+            self.extra = Some(Self::read_extra_sockets(net_dir));
+        }
+        self.extra.clone().unwrap_or_default()
+    }
+
+    fn read_extra_sockets(net_dir: &Path) -> Vec<SocketSample> {
         let mut out =
             procnet::read_sockets(net_dir, &[Table::Raw, Table::Icmp]).unwrap_or_else(|e| {
                 tracing::debug!("reading raw/icmp sockets: {e}");

@@ -19,7 +19,7 @@ use proto::Note;
 
 use self::pid::PidError;
 use crate::collect::{ProcKey, ProcessInfo};
-use crate::fasthash::FastMap;
+use crate::fasthash::{FastMap, FastSet};
 
 /// How often every pid is rescanned whatever the hints say. New sockets are found without
 /// it (new pids, changed fd counts, hints, the uid search); it only catches a known
@@ -72,6 +72,8 @@ pub struct ProcMap {
     last_uid_scan: Option<Duration>,
     denied: bool,
     out_of_fds: bool,
+    /// Inodes whose owner list changed since [`ProcMap::clear_changed`].
+    changed: FastSet<u64>,
 }
 
 impl ProcMap {
@@ -86,6 +88,7 @@ impl ProcMap {
             last_uid_scan: None,
             denied: false,
             out_of_fds: false,
+            changed: FastSet::default(),
         }
     }
 
@@ -100,6 +103,16 @@ impl ProcMap {
     /// A live (as of its last scan) process by pid.
     pub fn process(&self, pid: u32) -> Option<&ProcessInfo> {
         self.pids.get(&pid).and_then(|e| e.info.as_ref())
+    }
+
+    /// The owners of `inode` changed (a fork, an exit, a descriptor passed) since the
+    /// last [`ProcMap::clear_changed`].
+    pub fn owners_changed(&self, inode: u64) -> bool {
+        !self.changed.is_empty() && self.changed.contains(&inode)
+    }
+
+    pub fn clear_changed(&mut self) {
+        self.changed = FastSet::default();
     }
 
     /// True when `inode` is mapped or a search for it already failed since the last full scan.
@@ -278,10 +291,24 @@ impl ProcMap {
     fn unlink(&mut self, key: ProcKey, inodes: &[u64]) {
         for inode in inodes {
             if let Some(list) = self.owners.get_mut(inode) {
+                let before = list.len();
                 list.retain(|k| *k != key);
+                if list.len() != before {
+                    self.changed.insert(*inode);
+                }
                 if list.is_empty() {
                     self.owners.remove(inode);
                 }
+            }
+        }
+    }
+
+    fn link(&mut self, key: ProcKey, inodes: &[u64]) {
+        for inode in inodes {
+            let list = self.owners.entry(*inode).or_default();
+            if !list.contains(&key) {
+                list.push(key);
+                self.changed.insert(*inode);
             }
         }
     }
@@ -306,9 +333,7 @@ impl ProcMap {
             Err(e) => return self.note_error(pid, e),
         };
         let old = self.pids.remove(&pid).unwrap_or_default();
-        if let Some(info) = &old.info {
-            self.unlink(info.key, &old.inodes);
-        }
+        let old_key = old.info.as_ref().map(|i| i.key);
         let mut entry = PidEntry {
             fd_count,
             uid,
@@ -336,12 +361,19 @@ impl ProcMap {
                 Err(e) => return self.note_error(pid, e),
             }
         }
-        if let Some(info) = &entry.info {
-            for inode in &entry.inodes {
-                let list = self.owners.entry(*inode).or_default();
-                if !list.contains(&info.key) {
-                    list.push(info.key);
-                }
+        let new_key = entry.info.as_ref().map(|i| i.key);
+        if let Some(key) = new_key.filter(|k| old_key == Some(*k)) {
+            // The same process again (a busy server is rescanned whenever its fd count
+            // moves): relink only the difference, not every socket it holds.
+            let (gone, added) = sorted_difference(&old.inodes, &entry.inodes);
+            self.unlink(key, &gone);
+            self.link(key, &added);
+        } else {
+            if let Some(key) = old_key {
+                self.unlink(key, &old.inodes);
+            }
+            if let Some(key) = new_key {
+                self.link(key, &entry.inodes);
             }
         }
         self.pids.insert(pid, entry);
@@ -368,6 +400,38 @@ impl ProcMap {
             PidError::Other => true,
         }
     }
+}
+
+/// (in `old` only, in `new` only) of two sorted, de-duplicated lists.
+fn sorted_difference(old: &[u64], new: &[u64]) -> (Vec<u64>, Vec<u64>) {
+    let (mut gone, mut added) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() || j < new.len() {
+        match (old.get(i), new.get(j)) {
+            (Some(a), Some(b)) if a == b => {
+                i += 1;
+                j += 1;
+            }
+            (Some(a), Some(b)) if a < b => {
+                gone.push(*a);
+                i += 1;
+            }
+            (Some(_), Some(b)) => {
+                added.push(*b);
+                j += 1;
+            }
+            (Some(a), None) => {
+                gone.push(*a);
+                i += 1;
+            }
+            (None, Some(b)) => {
+                added.push(*b);
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    (gone, added)
 }
 
 #[cfg(test)]

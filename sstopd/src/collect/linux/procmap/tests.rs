@@ -262,3 +262,46 @@ fn an_inode_a_full_scan_missed_starts_no_uid_scan_right_after() {
     assert!(stats.pids_scanned >= 1);
     assert_eq!(map.owners(3), &[key(11, 2)]);
 }
+
+#[test]
+fn owner_changes_are_reported_per_inode_and_a_rescan_relinks_only_the_difference() {
+    let root = tempfile::tempdir().unwrap();
+    add_pid(root.path(), 100, b"server", 5, 0, &[11, 12]);
+    let mut map = ProcMap::new(root.path());
+    map.refresh(&Wanted::default(), Duration::ZERO);
+    assert!(map.owners_changed(11) && map.owners_changed(12));
+    map.clear_changed();
+    assert!(!map.owners_changed(11));
+
+    // A fork: the child shares socket 12.
+    add_pid(root.path(), 101, b"worker", 6, 0, &[12]);
+    map.refresh(&Wanted::default(), Duration::from_secs(1));
+    assert!(map.owners_changed(12));
+    assert!(!map.owners_changed(11));
+    map.clear_changed();
+
+    // The server accepts socket 13 and closes 11: only those two change hands.
+    set_fds(root.path(), 100, &[12, 13]);
+    let hint = Wanted {
+        unknown: vec![(13, 0)],
+        hint_pids: vec![100],
+    };
+    map.refresh(&hint, Duration::from_secs(2));
+    assert!(map.owners_changed(11) && map.owners_changed(13));
+    assert!(!map.owners_changed(12));
+    assert_eq!(map.owners(11), &[] as &[ProcKey]);
+    assert_eq!(map.owners(13), &[key(100, 5)]);
+    let mut shared = map.owners(12).to_vec();
+    shared.sort();
+    assert_eq!(shared, vec![key(100, 5), key(101, 6)]);
+}
+
+#[test]
+fn sorted_difference_splits_gone_and_added() {
+    assert_eq!(
+        sorted_difference(&[1, 3, 5, 7], &[2, 3, 7, 9]),
+        (vec![1, 5], vec![2, 9])
+    );
+    assert_eq!(sorted_difference(&[], &[4]), (vec![], vec![4]));
+    assert_eq!(sorted_difference(&[4], &[]), (vec![4], vec![]));
+}

@@ -1,0 +1,184 @@
+//! Which listed TCP sockets changed since they were last passed on.
+//!
+//! Most sockets of a busy host are idle most of the time. A full dump lists all of them;
+//! passing every one down the pipeline (owners, attribution, aggregation) cost several
+//! random lookups per socket in tables of tens of thousands. Here one compact lookup per
+//! socket decides: only sockets that are new, whose counters or state differ, or whose
+//! `/proc` owners changed (as the owner map reports) go on, plus every listener (they name the passive side's owners each tick),
+//! and a complete listing says which known sockets vanished.
+
+use proto::{Proto, TcpState};
+
+use crate::collect::{SocketId, SocketSample};
+use crate::fasthash::FastMap;
+
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    sent: Option<u64>,
+    received: Option<u64>,
+    state: Option<TcpState>,
+    /// The complete listing that last saw it.
+    generation: u32,
+}
+
+#[derive(Debug, Default)]
+pub struct Changes {
+    known: FastMap<SocketId, Seen>,
+    generation: u32,
+    primed: bool,
+}
+
+impl Changes {
+    /// True once a complete listing went through: from then on, TCP listings passed on
+    /// are partial (unchanged sockets left out).
+    pub fn primed(&self) -> bool {
+        self.primed
+    }
+
+    /// Keep in `sockets` the TCP sockets that are new or changed (and every listener);
+    /// other protocols are left alone. `owners_changed(inode)`: the socket changed hands
+    /// since it was last passed on. With `complete` (the listing holds every TCP socket), known
+    /// sockets missing from it are forgotten and returned.
+    pub fn filter(
+        &mut self,
+        sockets: &mut Vec<SocketSample>,
+        complete: bool,
+        owners_changed: impl Fn(u64) -> bool,
+    ) -> Vec<SocketId> {
+        if complete {
+            self.generation = self.generation.wrapping_add(1);
+        }
+        let generation = self.generation;
+        sockets.retain(|s| {
+            if s.proto != Proto::Tcp {
+                return true;
+            }
+            let now = Seen {
+                sent: s.sent,
+                received: s.received,
+                state: s.state,
+                generation,
+            };
+            let changed = match self.known.get_mut(&s.id) {
+                Some(seen) => {
+                    let same = seen.sent == now.sent
+                        && seen.received == now.received
+                        && seen.state == now.state
+                        && !owners_changed(s.inode);
+                    *seen = now;
+                    !same
+                }
+                None => {
+                    self.known.insert(s.id, now);
+                    true
+                }
+            };
+            changed || s.is_listening()
+        });
+        if !complete {
+            return Vec::new();
+        }
+        self.primed = true;
+        let gone: Vec<SocketId> = self
+            .known
+            .iter()
+            .filter(|(_, seen)| seen.generation != generation)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &gone {
+            self.known.remove(id);
+        }
+        gone
+    }
+
+    /// A socket was destroyed: never listed again.
+    pub fn closed(&mut self, id: SocketId) {
+        self.known.remove(&id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tcp(id: u64, sent: u64, state: TcpState) -> SocketSample {
+        SocketSample {
+            id,
+            proto: Proto::Tcp,
+            local: "10.0.0.1:40000".parse().unwrap(),
+            remote: Some("10.0.0.2:443".parse().unwrap()),
+            state: Some(state),
+            uid: 0,
+            inode: id + 1000,
+            owners: Vec::new(),
+            sent: Some(sent),
+            received: Some(0),
+        }
+    }
+
+    fn ids(v: &[SocketSample]) -> Vec<u64> {
+        v.iter().map(|s| s.id).collect()
+    }
+
+    #[test]
+    fn only_new_changed_and_listening_sockets_pass_and_vanished_ones_are_named() {
+        use TcpState::*;
+        let mut c = Changes::default();
+        let listener = SocketSample {
+            remote: None,
+            ..tcp(9, 0, Listen)
+        };
+        let udp = SocketSample {
+            proto: Proto::Udp,
+            ..tcp(8, 0, Established)
+        };
+        let no_owner = |_| false;
+        let mut first = vec![
+            tcp(1, 10, Established),
+            tcp(2, 10, Established),
+            listener.clone(),
+            udp.clone(),
+        ];
+        assert!(c.filter(&mut first, true, no_owner).is_empty());
+        assert_eq!(ids(&first), [1, 2, 9, 8]);
+        assert!(c.primed());
+
+        // Complete again: 1 unchanged, 2 moved, 3 new, the listener and UDP always pass.
+        let mut next = vec![
+            tcp(1, 10, Established),
+            tcp(2, 11, Established),
+            tcp(3, 0, SynSent),
+            listener.clone(),
+            udp.clone(),
+        ];
+        assert!(c.filter(&mut next, true, no_owner).is_empty());
+        assert_eq!(ids(&next), [2, 3, 9, 8]);
+
+        // Partial: socket 1's state moved; nothing is declared gone.
+        let mut partial = vec![tcp(1, 10, FinWait1)];
+        assert!(c.filter(&mut partial, false, no_owner).is_empty());
+        assert_eq!(ids(&partial), [1]);
+
+        // Socket 2 changes hands (a new owner in /proc): passed on though its bytes did not move.
+        let mut handed = vec![
+            tcp(1, 10, FinWait1),
+            tcp(2, 11, Established),
+            tcp(3, 0, SynSent),
+            listener,
+        ];
+        let owners = |inode: u64| inode == 1002;
+        // Complete, without socket 3 (destroyed).
+        c.closed(3);
+        handed.retain(|s| s.id != 3);
+        assert!(
+            c.filter(&mut handed, true, owners).is_empty(),
+            "3 was closed, not gone"
+        );
+        assert_eq!(ids(&handed), [2, 9]);
+        let mut last = vec![tcp(2, 11, Established)];
+        let mut gone = c.filter(&mut last, true, no_owner);
+        gone.sort_unstable();
+        assert_eq!(gone, [1, 9]);
+        assert!(last.is_empty(), "2 unchanged since the last listing");
+    }
+}
