@@ -352,6 +352,54 @@ fn fd_scan_cost(pid: u32) -> (usize, f64, f64) {
     (n, now, by_path)
 }
 
+/// CPU (utime + stime) of process `pid` so far.
+fn process_cpu(pid: u32) -> Option<Duration> {
+    // SAFETY: sysconf only reads a constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+    let ticks: f64 = fields
+        .get(11..13)?
+        .iter()
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum();
+    Some(Duration::from_secs_f64(ticks / hz))
+}
+
+/// CPU share of the real daemon (`target/release/sstopd`, beside this example's
+/// directory) over `secs` with no viewer, after a 5 s warm-up: everything it runs
+/// (sampler, capture and tracer threads, the reactor). `None` when it is not built.
+fn daemon_share(secs: u32) -> Result<Option<f64>> {
+    let exe = std::env::current_exe()?;
+    let Some(bin) = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("sstopd"))
+    else {
+        return Ok(None);
+    };
+    if !bin.exists() {
+        return Ok(None);
+    }
+    let dir = tempfile::tempdir()?;
+    let child = Command::new(&bin)
+        .arg("--socket")
+        .arg(dir.path().join("sstopd.sock"))
+        .args(["--socket-mode", "0600", "--log-level", "warn"])
+        .stdin(Stdio::null())
+        .spawn()
+        .context("starting sstopd")?;
+    let daemon = Helper(child);
+    let pid = daemon.0.id();
+    std::thread::sleep(Duration::from_secs(5));
+    let (t0, c0) = (Instant::now(), process_cpu(pid).context("daemon exited")?);
+    std::thread::sleep(Duration::from_secs(u64::from(secs)));
+    let c1 = process_cpu(pid).context("daemon exited")?;
+    Ok(Some(
+        100.0 * (c1 - c0).as_secs_f64() / t0.elapsed().as_secs_f64(),
+    ))
+}
+
 fn churn(port: &str, secs: u32) -> Result<Helper> {
     // The churn helper prints only at the end; start it and go on measuring.
     let child = Command::new("python3")
@@ -396,11 +444,17 @@ fn main() -> Result<()> {
     }
     let (mut small, mut idle, mut busy, mut large) = (vec![], vec![], vec![], vec![]);
     let (mut small_partial, mut large_partial) = (vec![], vec![]);
+    let (mut daemon_idle, mut daemon_busy) = (vec![], vec![]);
     let fd_scan;
     {
         let (s, _i, port) = hold(2_500)?;
         fd_scan = fd_scan_cost(s.0.id());
         for _ in 0..runs {
+            daemon_idle.extend(daemon_share(secs)?);
+            {
+                let _churn = churn(&port, secs + 5)?;
+                daemon_busy.extend(daemon_share(secs)?);
+            }
             small.push(cycle_cost(&mut rig, true)?);
             small_partial.push(cycle_cost(&mut rig, false)?);
             idle.push(cpu_share(&mut rig, secs)?);
@@ -423,6 +477,24 @@ fn main() -> Result<()> {
     print_cycles("~30k, between full dumps", &large_partial);
     print_share("~5k idle", secs, &idle);
     print_share("~5k + 50 conn/s churn", secs, &busy);
+    let all = |v: &[f64]| {
+        v.iter()
+            .map(|p| format!("{p:.2}"))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    if daemon_idle.is_empty() {
+        println!("real daemon: not measured (build it first: cargo build --release -p sstopd)");
+    } else {
+        println!(
+            "real sstopd process, ~5k sockets, no viewer, {secs} s at 1 s: idle {:.2} % (runs: {} %), \
+             50 conn/s churn {:.2} % (runs: {} %)",
+            median(daemon_idle.clone()),
+            all(&daemon_idle),
+            median(daemon_busy.clone()),
+            all(&daemon_busy)
+        );
+    }
     println!(
         "fd scan of one process holding {} sockets: {:.2} ms CPU (readlink by full path: {:.2} ms)",
         fd_scan.0, fd_scan.1, fd_scan.2
