@@ -17,6 +17,8 @@ struct Seen {
     sent: Option<u64>,
     received: Option<u64>,
     state: Option<TcpState>,
+    /// The owner map's change counter when the socket was last passed on.
+    owners_seen: u64,
     /// The complete listing that last saw it.
     generation: u32,
 }
@@ -36,14 +38,15 @@ impl Changes {
     }
 
     /// Keep in `sockets` the TCP sockets that are new or changed (and every listener);
-    /// other protocols are left alone. `owners_changed(inode)`: the socket changed hands
-    /// since it was last passed on. With `complete` (the listing holds every TCP socket), known
+    /// other protocols are left alone. `last_change(inode)`: when the socket's owners last
+    /// changed (a counter value, 0 = not lately); `seq`: that counter now. With `complete` (the listing holds every TCP socket), known
     /// sockets missing from it are forgotten and returned.
     pub fn filter(
         &mut self,
         sockets: &mut Vec<SocketSample>,
         complete: bool,
-        owners_changed: impl Fn(u64) -> bool,
+        last_change: impl Fn(u64) -> u64,
+        seq: u64,
     ) -> Vec<SocketId> {
         if complete {
             self.generation = self.generation.wrapping_add(1);
@@ -57,6 +60,7 @@ impl Changes {
                 sent: s.sent,
                 received: s.received,
                 state: s.state,
+                owners_seen: seq,
                 generation,
             };
             let changed = match self.known.get_mut(&s.id) {
@@ -64,8 +68,11 @@ impl Changes {
                     let same = seen.sent == now.sent
                         && seen.received == now.received
                         && seen.state == now.state
-                        && !owners_changed(s.inode);
-                    *seen = now;
+                        && last_change(s.inode) <= seen.owners_seen;
+                    *seen = Seen {
+                        owners_seen: if same { seen.owners_seen } else { seq },
+                        ..now
+                    };
                     !same
                 }
                 None => {
@@ -89,6 +96,16 @@ impl Changes {
             self.known.remove(id);
         }
         gone
+    }
+
+    /// The sockets passed on this tick have their owners as of `seq` (the owner map was
+    /// refreshed after [`Changes::filter`]): that refresh is not a change to report again.
+    pub fn owners_settled(&mut self, ids: impl Iterator<Item = SocketId>, seq: u64) {
+        for id in ids {
+            if let Some(seen) = self.known.get_mut(&id) {
+                seen.owners_seen = seq;
+            }
+        }
     }
 
     /// A socket was destroyed: never listed again.
@@ -132,14 +149,14 @@ mod tests {
             proto: Proto::Udp,
             ..tcp(8, 0, Established)
         };
-        let no_owner = |_| false;
+        let no_owner = |_| 0;
         let mut first = vec![
             tcp(1, 10, Established),
             tcp(2, 10, Established),
             listener.clone(),
             udp.clone(),
         ];
-        assert!(c.filter(&mut first, true, no_owner).is_empty());
+        assert!(c.filter(&mut first, true, no_owner, 1).is_empty());
         assert_eq!(ids(&first), [1, 2, 9, 8]);
         assert!(c.primed());
 
@@ -151,12 +168,12 @@ mod tests {
             listener.clone(),
             udp.clone(),
         ];
-        assert!(c.filter(&mut next, true, no_owner).is_empty());
+        assert!(c.filter(&mut next, true, no_owner, 1).is_empty());
         assert_eq!(ids(&next), [2, 3, 9, 8]);
 
         // Partial: socket 1's state moved; nothing is declared gone.
         let mut partial = vec![tcp(1, 10, FinWait1)];
-        assert!(c.filter(&mut partial, false, no_owner).is_empty());
+        assert!(c.filter(&mut partial, false, no_owner, 1).is_empty());
         assert_eq!(ids(&partial), [1]);
 
         // Socket 2 changes hands (a new owner in /proc): passed on though its bytes did not move.
@@ -166,17 +183,17 @@ mod tests {
             tcp(3, 0, SynSent),
             listener,
         ];
-        let owners = |inode: u64| inode == 1002;
+        let owners = |inode: u64| if inode == 1002 { 5 } else { 0 };
         // Complete, without socket 3 (destroyed).
         c.closed(3);
         handed.retain(|s| s.id != 3);
         assert!(
-            c.filter(&mut handed, true, owners).is_empty(),
+            c.filter(&mut handed, true, owners, 5).is_empty(),
             "3 was closed, not gone"
         );
         assert_eq!(ids(&handed), [2, 9]);
         let mut last = vec![tcp(2, 11, Established)];
-        let mut gone = c.filter(&mut last, true, no_owner);
+        let mut gone = c.filter(&mut last, true, owners, 5);
         gone.sort_unstable();
         assert_eq!(gone, [1, 9]);
         assert!(last.is_empty(), "2 unchanged since the last listing");

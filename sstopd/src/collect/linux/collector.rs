@@ -388,13 +388,19 @@ impl Collector for LinuxCollector {
         // passed on stop here (after the first listing, every TCP listing is partial).
         let tcp_partial = self.changes.primed();
         let procmap = &self.procmap;
-        let tcp_gone = self
-            .changes
-            .filter(&mut sockets, full, |inode| procmap.owners_changed(inode));
+        let tcp_gone = self.changes.filter(
+            &mut sockets,
+            full,
+            |inode| procmap.last_change(inode),
+            procmap.change_seq(),
+        );
         if full {
+            // Every known socket was just compared: older owner changes are consumed.
             self.procmap.clear_changed();
         }
         self.fill_owners(&mut sockets, hint_pids, now);
+        self.changes
+            .owners_settled(sockets.iter().map(|s| s.id), self.procmap.change_seq());
 
         // 5. Sockets closed since the last call, with their final counters. Connects are
         // drained once more first-hand: a connection that opened and closed during the
@@ -440,5 +446,7 @@ impl Collector for LinuxCollector {
     }
 }
 
+#[cfg(test)]
+mod live_tests;
 #[cfg(test)]
 mod tests;

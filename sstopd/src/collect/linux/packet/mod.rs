@@ -34,6 +34,8 @@ pub const NO_CAP_NOTE: &str = "UDP/ICMP bytes unavailable (no CAP_NET_RAW)";
 
 /// How long `account` waits for the capture thread's hand-off.
 const HANDOFF_TIMEOUT: Duration = Duration::from_millis(250);
+/// How often bridge/bond ports (whose frames their master also carries) are listed again.
+const PORTS_REFRESH: Duration = Duration::from_secs(5);
 /// Samples a "losing frames" note stays up after the last drop.
 const DROP_NOTE_TICKS: u32 = 10;
 
@@ -49,6 +51,8 @@ pub struct PacketCounter {
     taken: Option<Option<flows::Batch>>,
     /// Raw, ping and SCTP sockets as last read.
     extra: Option<Vec<SocketSample>>,
+    /// When the bridge/bond ports were last listed.
+    ports_listed: Option<std::time::Instant>,
 }
 
 impl PacketCounter {
@@ -70,6 +74,7 @@ impl PacketCounter {
             undecodable: Default::default(),
             taken: None,
             extra: None,
+            ports_listed: None,
         }
     }
 
@@ -87,9 +92,16 @@ impl PacketCounter {
             return batch;
         }
         let capture = self.capture.as_ref().ok()?;
-        match links::enslaved() {
-            Ok(ports) => capture.set_skip(ports),
-            Err(e) => tracing::debug!("listing bridge/bond ports: {e}"),
+        // Ports join and leave bridges rarely; listing them is a netlink dump of every link.
+        if self
+            .ports_listed
+            .is_none_or(|t| t.elapsed() >= PORTS_REFRESH)
+        {
+            self.ports_listed = Some(std::time::Instant::now());
+            match links::enslaved() {
+                Ok(ports) => capture.set_skip(ports),
+                Err(e) => tracing::debug!("listing bridge/bond ports: {e}"),
+            }
         }
         capture.take(HANDOFF_TIMEOUT)
     }

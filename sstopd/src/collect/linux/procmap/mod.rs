@@ -19,7 +19,7 @@ use proto::Note;
 
 use self::pid::PidError;
 use crate::collect::{ProcKey, ProcessInfo};
-use crate::fasthash::{FastMap, FastSet};
+use crate::fasthash::FastMap;
 
 /// How often every pid is rescanned whatever the hints say. New sockets are found without
 /// it (new pids, changed fd counts, hints, the uid search); it only catches a known
@@ -72,8 +72,10 @@ pub struct ProcMap {
     last_uid_scan: Option<Duration>,
     denied: bool,
     out_of_fds: bool,
-    /// Inodes whose owner list changed since [`ProcMap::clear_changed`].
-    changed: FastSet<u64>,
+    /// Inode → when (a [`ProcMap::change_seq`] value) its owner list last changed, since
+    /// [`ProcMap::clear_changed`].
+    changed: FastMap<u64, u64>,
+    change_seq: u64,
 }
 
 impl ProcMap {
@@ -88,7 +90,8 @@ impl ProcMap {
             last_uid_scan: None,
             denied: false,
             out_of_fds: false,
-            changed: FastSet::default(),
+            changed: FastMap::default(),
+            change_seq: 0,
         }
     }
 
@@ -105,14 +108,28 @@ impl ProcMap {
         self.pids.get(&pid).and_then(|e| e.info.as_ref())
     }
 
-    /// The owners of `inode` changed (a fork, an exit, a descriptor passed) since the
-    /// last [`ProcMap::clear_changed`].
-    pub fn owners_changed(&self, inode: u64) -> bool {
-        !self.changed.is_empty() && self.changed.contains(&inode)
+    /// When the owners of `inode` last changed (a fork, an exit, a descriptor passed),
+    /// as a [`ProcMap::change_seq`] value; 0 when not since [`ProcMap::clear_changed`].
+    pub fn last_change(&self, inode: u64) -> u64 {
+        if self.changed.is_empty() {
+            return 0;
+        }
+        self.changed.get(&inode).copied().unwrap_or(0)
     }
 
+    /// A counter that grows with every owner change.
+    pub fn change_seq(&self) -> u64 {
+        self.change_seq
+    }
+
+    /// Forget which inodes changed (every socket has been compared since).
     pub fn clear_changed(&mut self) {
-        self.changed = FastSet::default();
+        self.changed = FastMap::default();
+    }
+
+    fn mark_changed(&mut self, inode: u64) {
+        self.change_seq += 1;
+        self.changed.insert(inode, self.change_seq);
     }
 
     /// True when `inode` is mapped or a search for it already failed since the last full scan.
@@ -293,11 +310,12 @@ impl ProcMap {
             if let Some(list) = self.owners.get_mut(inode) {
                 let before = list.len();
                 list.retain(|k| *k != key);
-                if list.len() != before {
-                    self.changed.insert(*inode);
-                }
+                let changed = list.len() != before;
                 if list.is_empty() {
                     self.owners.remove(inode);
+                }
+                if changed {
+                    self.mark_changed(*inode);
                 }
             }
         }
@@ -308,7 +326,7 @@ impl ProcMap {
             let list = self.owners.entry(*inode).or_default();
             if !list.contains(&key) {
                 list.push(key);
-                self.changed.insert(*inode);
+                self.mark_changed(*inode);
             }
         }
     }

@@ -269,15 +269,16 @@ fn owner_changes_are_reported_per_inode_and_a_rescan_relinks_only_the_difference
     add_pid(root.path(), 100, b"server", 5, 0, &[11, 12]);
     let mut map = ProcMap::new(root.path());
     map.refresh(&Wanted::default(), Duration::ZERO);
-    assert!(map.owners_changed(11) && map.owners_changed(12));
+    assert!(map.last_change(11) > 0 && map.last_change(12) > 0);
     map.clear_changed();
-    assert!(!map.owners_changed(11));
+    assert_eq!(map.last_change(11), 0);
 
     // A fork: the child shares socket 12.
+    let before = map.change_seq();
     add_pid(root.path(), 101, b"worker", 6, 0, &[12]);
     map.refresh(&Wanted::default(), Duration::from_secs(1));
-    assert!(map.owners_changed(12));
-    assert!(!map.owners_changed(11));
+    assert!(map.last_change(12) > before);
+    assert_eq!(map.last_change(11), 0);
     map.clear_changed();
 
     // The server accepts socket 13 and closes 11: only those two change hands.
@@ -287,8 +288,8 @@ fn owner_changes_are_reported_per_inode_and_a_rescan_relinks_only_the_difference
         hint_pids: vec![100],
     };
     map.refresh(&hint, Duration::from_secs(2));
-    assert!(map.owners_changed(11) && map.owners_changed(13));
-    assert!(!map.owners_changed(12));
+    assert!(map.last_change(11) > 0 && map.last_change(13) > 0);
+    assert_eq!(map.last_change(12), 0);
     assert_eq!(map.owners(11), &[] as &[ProcKey]);
     assert_eq!(map.owners(13), &[key(100, 5)]);
     let mut shared = map.owners(12).to_vec();
