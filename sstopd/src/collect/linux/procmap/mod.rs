@@ -25,7 +25,7 @@ use crate::fasthash::FastMap;
 /// it (new pids, changed fd counts, hints, the uid search); it only catches a known
 /// socket changing hands with no fd count changing, and costs a readlink per fd on the
 /// host, so it runs rarely.
-pub const FULL_RESCAN: Duration = Duration::from_secs(30);
+pub const FULL_RESCAN: Duration = Duration::from_secs(60);
 /// At most this often, a search through every pid of a uid for sockets still unknown
 /// after the cheap steps (on a host full of short-lived connections it would otherwise
 /// run every cycle; connect-time tracing and listeners name those anyway). As costly as a
