@@ -100,6 +100,8 @@ pub struct LinuxCollector {
     last_full: Option<Duration>,
     /// TCP sockets as last passed on, so unchanged ones stop here.
     changes: Changes,
+    /// Ticks that read TCP by lookups instead of a full dump.
+    lookup_ticks: u64,
 }
 
 impl LinuxCollector {
@@ -133,7 +135,14 @@ impl LinuxCollector {
             packet: None,
             last_full: None,
             changes: Changes::default(),
+            lookup_ticks: 0,
         }
+    }
+
+    /// Ticks so far that read TCP by lookups (listeners and active sockets) instead of a
+    /// full dump.
+    pub fn lookup_ticks(&self) -> u64 {
+        self.lookup_ticks
     }
 
     /// Make the next [`Collector::collect`] dump every socket (benchmarks, tests).
@@ -241,6 +250,7 @@ impl LinuxCollector {
         if let Some(tuples) = active.filter(|t| !due && t.len() <= MAX_LOOKUPS)
             && let Some(listed) = self.kernel.refresh(&tuples, notes)
         {
+            self.lookup_ticks += 1;
             return Ok((listed?, true));
         }
         let listed = self.kernel.dump(notes)?;

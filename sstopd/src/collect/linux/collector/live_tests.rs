@@ -81,7 +81,7 @@ fn between_full_dumps_only_sockets_with_arriving_segments_are_read_and_bytes_sta
     assert!(
         idle.sockets
             .iter()
-            .any(|x| x.local == listener.local_addr().unwrap()),
+            .any(|x| x.local == listener.local_addr().unwrap() && x.remote.is_none()),
         "listeners are listed every tick"
     );
     assert_eq!(bytes_of(&rig.agg, c), Some((0, 0)), "idle, still shown");
@@ -93,7 +93,6 @@ fn between_full_dumps_only_sockets_with_arriving_segments_are_read_and_bytes_sta
     server.write_all(&vec![9; 7_890]).unwrap();
     let mut back = vec![0; 7_890];
     client.read_exact(&mut back).unwrap();
-    // (No full dump happens here: the next is 30 s away.)
     let moved = rig.until("the moved pair to be read", |smp, _| {
         listed(smp, c) || listed(smp, s)
     });
@@ -101,6 +100,13 @@ fn between_full_dumps_only_sockets_with_arriving_segments_are_read_and_bytes_sta
     rig.until("exact bytes on both ends", |_, agg| {
         bytes_of(agg, c) == Some((123_456, 7_890)) && bytes_of(agg, s) == Some((7_890, 123_456))
     });
+    // Ticks read TCP by lookups, not full dumps (the next is 30 s away). A burst of dense
+    // TCP from another test may pause the marks a while; full dumps then stand in, exact
+    // all the same.
+    assert!(
+        rig.collector.lookup_ticks() > 0,
+        "no tick read TCP by lookups instead of a full dump"
+    );
     // Idle again: left out again, bytes kept.
     rig.until("the pair to go quiet", |smp, _| {
         !listed(smp, c) && !listed(smp, s)

@@ -55,6 +55,12 @@ fn jump(code: u32, k: u32, jt: u8, jf: u8) -> sock_filter {
 
 /// The filter program for `keep`.
 pub fn program(keep: Keep) -> Vec<sock_filter> {
+    program_with(keep, true)
+}
+
+/// Main mode with `tcp_activity` off: TCP is dropped in the kernel too (for traffic so
+/// dense that copying a header per segment costs more than dumping every socket).
+pub fn program_with(keep: Keep, tcp_activity: bool) -> Vec<sock_filter> {
     use libc::{BPF_ABS, BPF_B, BPF_JA, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
     let ld_anc = |anc: i32| stmt(BPF_LD | BPF_W | BPF_ABS, (libc::SKF_AD_OFF + anc) as u32);
     let jeq = |k: u32, jt: u8, jf: u8| jump(BPF_JMP | BPF_JEQ | BPF_K, k, jt, jf);
@@ -66,6 +72,17 @@ pub fn program(keep: Keep) -> Vec<sock_filter> {
             /* 2 */ jeq(u32::from(ETH_P_IPV6), 0, 1),
             /* 3 */ ret(SNAPLEN),
             /* 4 */ ret(0),
+        ],
+        Keep::NonTcp if !tcp_activity => vec![
+            /* 0 */ ld_anc(libc::SKF_AD_PROTOCOL),
+            /* 1 */ jeq(u32::from(ETH_P_IP), 0, 2),
+            /* 2 */ stmt(BPF_LD | BPF_B | BPF_ABS, 9), // IPv4 protocol
+            /* 3 */ stmt(BPF_JMP | BPF_JA, 2),
+            /* 4 */ jeq(u32::from(ETH_P_IPV6), 0, 3),
+            /* 5 */ stmt(BPF_LD | BPF_B | BPF_ABS, 6), // IPv6 next header
+            /* 6 */ jeq(IPPROTO_TCP, 1, 0),
+            /* 7 */ ret(SNAPLEN),
+            /* 8 */ ret(0),
         ],
         Keep::NonTcp => vec![
             /* 0 */ ld_anc(libc::SKF_AD_PROTOCOL),
@@ -193,6 +210,24 @@ mod tests {
             assert_eq!(run_on(&p, PACKET_OUTGOING, 1, proto, pkt), 0);
             assert_eq!(run_on(&p, PACKET_OUTGOING, 65534, proto, pkt), 0);
         }
+    }
+
+    #[test]
+    fn main_mode_without_tcp_activity_drops_all_tcp() {
+        let p = program_with(Keep::NonTcp, false);
+        let mut v4 = [0u8; 40];
+        v4[9] = 17;
+        assert_eq!(run(&p, ETH_P_IP, &v4), SNAPLEN);
+        assert_eq!(run_on(&p, PACKET_OUTGOING, 772, ETH_P_IP, &v4), SNAPLEN);
+        assert_eq!(run_on(&p, 0, 772, ETH_P_IP, &v4), 0);
+        v4[9] = 6;
+        let mut v6 = [0u8; 40];
+        v6[6] = 6;
+        for (proto, pkt) in [(ETH_P_IP, &v4), (ETH_P_IPV6, &v6)] {
+            assert_eq!(run(&p, proto, pkt), 0);
+            assert_eq!(run_on(&p, PACKET_OUTGOING, 772, proto, pkt), 0);
+        }
+        assert_eq!(program_with(Keep::AllIp, false), program(Keep::AllIp));
     }
 
     #[test]

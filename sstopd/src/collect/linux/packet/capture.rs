@@ -68,6 +68,9 @@ fn eventfd() -> io::Result<OwnedFd> {
 }
 
 pub struct Capture {
+    /// The ring's socket, to swap its filter from the collector's thread.
+    filter_fd: OwnedFd,
+    keep: Keep,
     shared: Arc<Shared>,
     rx: Receiver<Batch>,
     thread: Option<JoinHandle<()>>,
@@ -88,6 +91,10 @@ impl Capture {
             error: Mutex::new(None),
             skip: Mutex::new(Arc::new(links::enslaved().unwrap_or_default())),
         });
+        let filter_fd = ring
+            .fd()
+            .try_clone_to_owned()
+            .map_err(CaptureError::Unavailable)?;
         let (tx, rx) = mpsc::channel();
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
@@ -95,6 +102,8 @@ impl Capture {
             .spawn(move || run(ring, keep, &thread_shared, &tx))
             .map_err(CaptureError::Thread)?;
         Ok(Capture {
+            filter_fd,
+            keep,
             shared,
             rx,
             thread: Some(thread),
@@ -124,6 +133,12 @@ impl Capture {
         {
             *s = Arc::new(ifindexes);
         }
+    }
+
+    /// Main mode: pass arriving TCP segments up as activity marks, or drop all TCP in the
+    /// kernel (the filter is replaced atomically; frames already queued keep the old one).
+    pub fn set_tcp_activity(&self, on: bool) -> io::Result<()> {
+        bpf::attach(self.filter_fd.as_fd(), &bpf::program_with(self.keep, on))
     }
 
     /// Why the capture thread stopped, if it did.
@@ -197,5 +212,76 @@ fn count(batch: &mut Batch, keep: Keep, f: RawFrame<'_>) {
         // listed once in a note.
         Err(_) if LinkType::from_arphrd(f.hatype).is_some() => batch.skipped += 1,
         Err(_) => batch.note_undecodable(f.hatype),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+
+    use super::*;
+
+    /// Send `n` bytes client → server and read them; returns (client, server) addresses.
+    fn tcp_burst(client: &mut TcpStream, server: &mut TcpStream, n: usize) {
+        client.write_all(&vec![1; n]).unwrap();
+        server.read_exact(&mut vec![0; n]).unwrap();
+    }
+
+    fn take_until(cap: &Capture, f: impl Fn(&Batch) -> bool) -> Batch {
+        let mut all = Batch::default();
+        for _ in 0..50 {
+            // Partly filled ring blocks are handed over after RETIRE_MS.
+            std::thread::sleep(Duration::from_millis(50));
+            if let Some(b) = cap.take(Duration::from_millis(200)) {
+                all.merge(b);
+            }
+            if f(&all) {
+                return all;
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn tcp_activity_marks_follow_the_filter_switch() {
+        let cap = Capture::start(Keep::NonTcp).expect("AF_PACKET (root)");
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        let (c, s): (SocketAddr, SocketAddr) =
+            (client.local_addr().unwrap(), server.local_addr().unwrap());
+        tcp_burst(&mut client, &mut server, 10_000);
+        let marked = take_until(&cap, |b| b.tcp_active.contains(&(s, c)));
+        assert!(
+            marked.tcp_active.contains(&(s, c)),
+            "the receiving end is marked: {:?}",
+            marked.tcp_active
+        );
+        assert!(marked.tcp_frames > 0);
+        assert!(
+            marked.flows.keys().all(|k| k.proto != Proto::Tcp),
+            "TCP bytes never come from the tap in main mode"
+        );
+
+        // Marks off: TCP is dropped in the kernel, UDP still counted.
+        cap.set_tcp_activity(false).unwrap();
+        let _ = cap.take(Duration::from_millis(200));
+        tcp_burst(&mut client, &mut server, 10_000);
+        let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        udp.send_to(&[0; 100], udp.local_addr().unwrap()).unwrap();
+        let to = udp.local_addr().unwrap();
+        let quiet = take_until(&cap, |b| b.flows.keys().any(|k| k.dst == to));
+        assert!(quiet.flows.keys().any(|k| k.dst == to), "UDP still counted");
+        assert!(
+            !quiet.tcp_active.contains(&(s, c)) && !quiet.tcp_active.contains(&(c, s)),
+            "no TCP marks while off"
+        );
+
+        // Back on.
+        cap.set_tcp_activity(true).unwrap();
+        tcp_burst(&mut client, &mut server, 10_000);
+        let again = take_until(&cap, |b| b.tcp_active.contains(&(s, c)));
+        assert!(again.tcp_active.contains(&(s, c)));
     }
 }

@@ -65,6 +65,8 @@ pub struct Batch {
     pub tcp_active: HashSet<(SocketAddr, SocketAddr)>,
     /// More TCP tuples than [`MAX_TCP_ACTIVE`] arrived: `tcp_active` is incomplete.
     pub tcp_overflow: bool,
+    /// TCP segments seen as activity marks.
+    pub tcp_frames: u64,
     pub frames: u64,
     /// Frames the snaplen cut (counted from their headers anyway).
     pub truncated: u64,
@@ -98,6 +100,7 @@ impl Batch {
 
     /// A TCP segment arrived for the socket `pkt.dst` ← `pkt.src` (main mode).
     pub fn add_tcp_activity(&mut self, pkt: &Packet) {
+        self.tcp_frames += 1;
         if self.tcp_overflow {
             return;
         }
@@ -112,6 +115,7 @@ impl Batch {
     /// Fold a later batch into this one (when a hand-off was picked up late).
     pub fn merge(&mut self, other: Batch) {
         self.tcp_overflow |= other.tcp_overflow;
+        self.tcp_frames += other.tcp_frames;
         if self.tcp_overflow {
             self.tcp_active = HashSet::new();
         } else {

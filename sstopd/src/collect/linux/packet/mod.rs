@@ -19,7 +19,7 @@ pub mod ring;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use proto::{Note, Proto};
 
@@ -34,6 +34,10 @@ pub const NO_CAP_NOTE: &str = "UDP/ICMP bytes unavailable (no CAP_NET_RAW)";
 
 /// How long `account` waits for the capture thread's hand-off.
 const HANDOFF_TIMEOUT: Duration = Duration::from_millis(250);
+/// Arriving TCP segments per second above which activity marks are paused.
+pub const DENSE_TCP_FPS: f64 = 50_000.0;
+/// How long they stay off.
+pub const DENSE_TCP_PAUSE: Duration = Duration::from_secs(30);
 /// How often bridge/bond ports (whose frames their master also carries) are listed again.
 const PORTS_REFRESH: Duration = Duration::from_secs(5);
 /// Samples a "losing frames" note stays up after the last drop.
@@ -52,7 +56,58 @@ pub struct PacketCounter {
     /// Raw, ping and SCTP sockets as last read.
     extra: Option<Vec<SocketSample>>,
     /// When the bridge/bond ports were last listed.
-    ports_listed: Option<std::time::Instant>,
+    ports_listed: Option<Instant>,
+    /// When [`PacketCounter::tcp_activity`] last took a hand-off.
+    activity_taken: Option<Instant>,
+    tcp_marks: TcpMarks,
+}
+
+/// Whether the tap marks TCP activity (main mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TcpMarks {
+    On,
+    /// Dense TCP: dropped in the kernel until then.
+    Off {
+        until: Instant,
+    },
+    /// Back on since the last tick: the next batch is complete again.
+    Resuming,
+}
+
+/// One tick of [`TcpMarks`]: the next state, a filter switch to make, and whether this
+/// tick's marks tell which sockets moved.
+#[derive(Debug, PartialEq)]
+struct MarksStep {
+    state: TcpMarks,
+    switch: Option<bool>,
+    usable: bool,
+}
+
+impl TcpMarks {
+    /// `rate`: TCP segments per second in this tick's batch, if known.
+    fn next(self, rate: Option<f64>, now: Instant) -> MarksStep {
+        let step = |state, switch, usable| MarksStep {
+            state,
+            switch,
+            usable,
+        };
+        match self {
+            TcpMarks::Off { until } if now < until => step(self, None, false),
+            // Back on; this tick's batch was still taken with the marks off.
+            TcpMarks::Off { .. } => step(TcpMarks::Resuming, Some(true), false),
+            TcpMarks::On | TcpMarks::Resuming => match rate {
+                // Complete, but one dump is cheaper than a header copy per segment.
+                Some(r) if r > DENSE_TCP_FPS => step(
+                    TcpMarks::Off {
+                        until: now + DENSE_TCP_PAUSE,
+                    },
+                    Some(false),
+                    false,
+                ),
+                _ => step(TcpMarks::On, None, true),
+            },
+        }
+    }
 }
 
 impl PacketCounter {
@@ -75,6 +130,8 @@ impl PacketCounter {
             taken: None,
             extra: None,
             ports_listed: None,
+            activity_taken: None,
+            tcp_marks: TcpMarks::On,
         }
     }
 
@@ -97,7 +154,7 @@ impl PacketCounter {
             .ports_listed
             .is_none_or(|t| t.elapsed() >= PORTS_REFRESH)
         {
-            self.ports_listed = Some(std::time::Instant::now());
+            self.ports_listed = Some(Instant::now());
             match links::enslaved() {
                 Ok(ports) => capture.set_skip(ports),
                 Err(e) => tracing::debug!("listing bridge/bond ports: {e}"),
@@ -110,9 +167,20 @@ impl PacketCounter {
     /// since the previous tick — the only sockets whose counters can have moved. `None`
     /// when that cannot be known (no capture, a late hand-off, frames lost, too many
     /// tuples): then every socket must be read. Call before [`PacketCounter::account`].
+    ///
+    /// Dense TCP (more than [`DENSE_TCP_FPS`] arriving segments a second) turns the marks
+    /// off in the kernel for [`DENSE_TCP_PAUSE`]: copying a header per segment would then
+    /// cost the host more than dumping every socket each tick, which is what happens
+    /// meanwhile (`None`).
     pub fn tcp_activity(&mut self) -> Option<Vec<(SocketAddr, SocketAddr)>> {
         self.take_early();
+        let now = Instant::now();
+        let since = self.activity_taken.replace(now);
         let mut batch = self.taken.take().flatten();
+        if self.keep == Keep::NonTcp && !self.pace_tcp_marks(batch.as_ref(), since, now) {
+            self.taken = Some(batch);
+            return None;
+        }
         let tuples = match &mut batch {
             Some(b) if self.keep == Keep::NonTcp && b.drops == 0 && !b.tcp_overflow => {
                 Some(std::mem::take(&mut b.tcp_active).into_iter().collect())
@@ -122,6 +190,41 @@ impl PacketCounter {
         let healthy = self.capture.as_ref().is_ok_and(|c| c.error().is_none());
         self.taken = Some(batch);
         tuples.filter(|_| healthy)
+    }
+
+    /// Turn TCP activity marks off when they come too densely, back on after the pause.
+    /// False when this tick's batch cannot say which sockets moved.
+    fn pace_tcp_marks(
+        &mut self,
+        batch: Option<&flows::Batch>,
+        since: Option<Instant>,
+        now: Instant,
+    ) -> bool {
+        let Ok(capture) = &self.capture else {
+            return false;
+        };
+        let rate = batch.zip(since).map(|(b, since)| {
+            b.tcp_frames as f64 / now.saturating_duration_since(since).as_secs_f64().max(0.05)
+        });
+        let step = self.tcp_marks.next(rate, now);
+        if let Some(on) = step.switch {
+            if let Err(e) = capture.set_tcp_activity(on) {
+                tracing::debug!(
+                    "switching TCP activity marks {}: {e}",
+                    if on { "on" } else { "off" }
+                );
+                return false;
+            }
+            if !on {
+                tracing::info!(
+                    "dense TCP ({:.0} segments/s): every socket is dumped each tick for {} s",
+                    rate.unwrap_or_default(),
+                    DENSE_TCP_PAUSE.as_secs()
+                );
+            }
+        }
+        self.tcp_marks = step.state;
+        step.usable
     }
 
     /// True when frames are being captured.
@@ -255,6 +358,47 @@ impl DropTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dense_tcp_pauses_activity_marks_then_resumes_after_a_complete_tick() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let on = TcpMarks::On.next(Some(1_000.0), at(0));
+        assert_eq!((on.state, on.switch, on.usable), (TcpMarks::On, None, true));
+        // Dense: off for the pause, nothing usable meanwhile.
+        let off = TcpMarks::On.next(Some(DENSE_TCP_FPS * 2.0), at(1));
+        let until = at(1) + DENSE_TCP_PAUSE;
+        assert_eq!(
+            off,
+            MarksStep {
+                state: TcpMarks::Off { until },
+                switch: Some(false),
+                usable: false
+            }
+        );
+        let still = off.state.next(Some(0.0), at(10));
+        assert_eq!((still.switch, still.usable), (None, false));
+        // Pause over: back on, but this tick's batch had no marks.
+        let resume = still.state.next(Some(0.0), until);
+        assert_eq!(
+            resume,
+            MarksStep {
+                state: TcpMarks::Resuming,
+                switch: Some(true),
+                usable: false
+            }
+        );
+        // The next tick's batch is complete again.
+        let next = resume
+            .state
+            .next(Some(10.0), until + Duration::from_secs(1));
+        assert_eq!((next.state, next.usable), (TcpMarks::On, true));
+        // Still dense after resuming: off again at once.
+        let again = TcpMarks::Resuming.next(Some(DENSE_TCP_FPS + 1.0), until);
+        assert_eq!((again.switch, again.usable), (Some(false), false));
+        // Unknown rate (first tick): usable.
+        assert!(TcpMarks::On.next(None, at(0)).usable);
+    }
 
     #[test]
     fn drop_note_appears_when_drops_rise_and_fades() {
