@@ -127,15 +127,8 @@ impl Attribution {
         }
     }
 
-    /// Drop connect records older than [`CONNECT_TTL`] and cookies unlisted for
-    /// [`COOKIE_TTL`] (their destroy event was lost).
+    /// Drop connect records older than [`CONNECT_TTL`].
     pub fn expire(&mut self, now: Duration) {
-        // One entry per socket: swept now and then, not every tick.
-        if now.saturating_sub(self.cookies_swept) >= COOKIE_SWEEP {
-            self.cookies_swept = now;
-            self.cookies
-                .retain(|_, (_, seen)| now.saturating_sub(*seen) < COOKIE_TTL);
-        }
         while let Some(&(at, recorded)) = self.expiry.front() {
             if now.saturating_sub(at) < CONNECT_TTL {
                 break;
@@ -156,6 +149,18 @@ impl Attribution {
                 self.release(c.key);
             }
         }
+    }
+
+    /// Drop cookies unlisted for [`COOKIE_TTL`] (their destroy event was lost), unless
+    /// `alive` says the socket still exists (an idle socket is not listed again until it
+    /// moves). One entry per socket: swept now and then, not every tick.
+    pub fn expire_cookies(&mut self, now: Duration, alive: impl Fn(u64) -> bool) {
+        if now.saturating_sub(self.cookies_swept) < COOKIE_SWEEP {
+            return;
+        }
+        self.cookies_swept = now;
+        self.cookies
+            .retain(|cookie, (_, seen)| now.saturating_sub(*seen) < COOKIE_TTL || alive(*cookie));
     }
 
     /// Owners from an earlier dump.
@@ -266,12 +271,16 @@ mod tests {
         assert_eq!(a.by_cookie(7), Some(&[key(1)][..]));
         // Unhashed (CLOSE with the fd still open): not in later dumps, still known.
         a.learn_dump(&[], Duration::from_secs(6));
-        a.expire(Duration::from_secs(300));
+        a.expire_cookies(Duration::from_secs(300), |_| false);
         assert_eq!(a.by_cookie(7), Some(&[key(1)][..]));
         a.forget(7);
         assert_eq!(a.by_cookie(7), None);
         a.learn_dump(&s, Duration::ZERO);
-        a.expire(COOKIE_TTL);
+        // Idle but alive (not listed since): kept however long.
+        a.expire_cookies(COOKIE_TTL * 3, |c| c == 7);
+        assert_eq!(a.by_cookie(7), Some(&[key(1)][..]));
+        // Gone without a destroy event: dropped after the TTL.
+        a.expire_cookies(COOKIE_TTL * 4, |_| false);
         assert_eq!(a.by_cookie(7), None);
     }
 

@@ -108,6 +108,11 @@ impl Changes {
         }
     }
 
+    /// The socket was listed and has not left since.
+    pub fn is_known(&self, id: SocketId) -> bool {
+        self.known.contains_key(&id)
+    }
+
     /// A socket was destroyed: never listed again.
     pub fn closed(&mut self, id: SocketId) {
         self.known.remove(&id);

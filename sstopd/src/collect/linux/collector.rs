@@ -10,7 +10,6 @@
 //! `kernel.rs` implements it over sock_diag, the destroy multicast and the tracepoint.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -19,6 +18,7 @@ use proto::{Caps, CollectorMode, Note};
 use super::attribution::{Attribution, ConnectSeen};
 use super::changes::Changes;
 use super::ifaces::IfaceSource;
+use super::netlink::Tuple;
 use super::packet::{Keep, PacketCounter};
 use super::procmap::{ProcMap, Wanted, pid};
 use crate::collect::{
@@ -66,7 +66,7 @@ pub trait Kernel: Send + 'static {
     /// then dumps).
     fn refresh(
         &mut self,
-        _tuples: &[(SocketAddr, SocketAddr)],
+        _tuples: &[Tuple],
         _notes: &mut Vec<Note>,
     ) -> Option<Result<Vec<SocketSample>, CollectError>> {
         None
@@ -385,9 +385,19 @@ impl Collector for LinuxCollector {
         // 1. Connects first: the connectors may exit any moment.
         let records = self.kernel.drain_connects(&mut notes);
         let hint_pids = self.learn_connects(records, now);
+        let changes = &self.changes;
+        self.attribution
+            .expire_cookies(now, |cookie| changes.is_known(cookie));
 
         // 2. Every socket (or only those that may have changed), 3.–4. with its owners.
-        let (mut sockets, listed_partially) = self.list_sockets(now, &mut notes)?;
+        let (mut sockets, listed_partially) = match self.list_sockets(now, &mut notes) {
+            Ok(listed) => listed,
+            Err(e) => {
+                // This tick's activity marks are spent: the next tick must read everything.
+                self.last_full = None;
+                return Err(e);
+            }
+        };
         let full = !listed_partially;
 
         // PACKET STEP (before owners, so sockets that carry bytes get theirs searched):

@@ -7,7 +7,7 @@ use proto::{Note, Proto, TcpState};
 
 use super::collector::{ConnectRecord, Kernel};
 use super::destroy::DestroyWatcher;
-use super::netlink::{DiagSocket, Family, NetlinkError, SockDiag, infer_roles};
+use super::netlink::{DiagSocket, Family, NetlinkError, SockDiag, Tuple, infer_roles};
 use super::tracepoint::{ConnectEvent, ConnectTracer};
 use crate::collect::{ClosedSocket, CollectError, SocketSample};
 
@@ -228,7 +228,7 @@ impl Kernel for NetlinkKernel {
 
     fn refresh(
         &mut self,
-        tuples: &[(SocketAddr, SocketAddr)],
+        tuples: &[Tuple],
         notes: &mut Vec<Note>,
     ) -> Option<Result<Vec<SocketSample>, CollectError>> {
         if !self.lookups {
@@ -240,9 +240,20 @@ impl Kernel for NetlinkKernel {
         });
         let mut tcp = match looked_up {
             Ok(tcp) => tcp,
-            Err(e) => {
+            // A kernel that cannot answer lookups: dump every tick from now on.
+            Err(
+                e @ (NetlinkError::NoDiagHandler { .. }
+                | NetlinkError::Kernel {
+                    errno: libc::EINVAL | libc::EOPNOTSUPP | libc::EPROTONOSUPPORT,
+                }),
+            ) => {
                 tracing::info!("sock_diag lookups refused ({e}): full dumps every cycle");
                 self.lookups = false;
+                return None;
+            }
+            // A timeout, a busy socket table, a full buffer: this tick dumps instead.
+            Err(e) => {
+                tracing::debug!("sock_diag lookups failed this tick ({e}): dumping");
                 return None;
             }
         };

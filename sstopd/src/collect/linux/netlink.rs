@@ -129,6 +129,16 @@ pub fn ip_proto(proto: Proto) -> u8 {
     }
 }
 
+/// A TCP socket to look up: its addresses, and the interface a segment for it arrived
+/// on (a socket bound to a device, such as an IPv6 link-local one, matches only lookups
+/// that name that device; any other socket matches whatever is named).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Tuple {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub ifindex: u32,
+}
+
 /// Owns the `NETLINK_SOCK_DIAG` socket.
 pub struct SockDiag {
     socket: Socket,
@@ -212,50 +222,34 @@ impl SockDiag {
         Err(NetlinkError::Interrupted)
     }
 
-    /// The TCP sockets with exactly these (local, remote) addresses, each looked up by
-    /// hash (a request without `NLM_F_DUMP`), many per datagram. Tuples with no socket
-    /// are skipped; an IPv4 tuple is also tried as IPv4-mapped IPv6 (a dual-stack socket
-    /// sends IPv4 packets). A lookup of a tuple nobody holds may return the listener of
-    /// its local port: callers dedupe by cookie.
-    pub fn lookup_tcp(
-        &mut self,
-        tuples: &[(SocketAddr, SocketAddr)],
-    ) -> Result<Vec<DiagSocket>, NetlinkError> {
+    /// The TCP sockets with exactly these addresses, each looked up by hash (a request
+    /// without `NLM_F_DUMP`), many per datagram. Tuples with no socket are skipped (a
+    /// dual-stack socket is found by its IPv4 tuple: the kernel hashes it that way). A
+    /// lookup of a tuple nobody holds may return the listener of its local port: callers
+    /// dedupe by cookie.
+    pub fn lookup_tcp(&mut self, tuples: &[Tuple]) -> Result<Vec<DiagSocket>, NetlinkError> {
         let mut found = Vec::new();
-        let mut unmatched = Vec::new();
         for chunk in tuples.chunks(LOOKUP_BATCH) {
-            unmatched.extend(self.lookup_batch(chunk, &mut found)?);
-        }
-        let mapped: Vec<(SocketAddr, SocketAddr)> = unmatched
-            .into_iter()
-            .filter_map(|(l, r)| Some((v4_mapped(l)?, v4_mapped(r)?)))
-            .collect();
-        for chunk in mapped.chunks(LOOKUP_BATCH) {
             self.lookup_batch(chunk, &mut found)?;
         }
         Ok(found)
     }
 
-    /// One datagram of lookups; returns the tuples nobody holds.
+    /// One datagram of lookups.
     fn lookup_batch(
         &mut self,
-        tuples: &[(SocketAddr, SocketAddr)],
+        tuples: &[Tuple],
         found: &mut Vec<DiagSocket>,
-    ) -> Result<Vec<(SocketAddr, SocketAddr)>, NetlinkError> {
+    ) -> Result<(), NetlinkError> {
         let first = self.seq.wrapping_add(1);
         let mut request = Vec::with_capacity(tuples.len() * 72);
-        for (i, (local, remote)) in tuples.iter().enumerate() {
-            request.extend(lookup_request(
-                first.wrapping_add(i as u32),
-                *local,
-                *remote,
-            ));
+        for (i, t) in tuples.iter().enumerate() {
+            request.extend(lookup_request(first.wrapping_add(i as u32), t));
         }
         self.seq = first.wrapping_add(tuples.len() as u32);
         self.socket.send(&request, 0)?;
         let mut answered = vec![false; tuples.len()];
         let mut left = tuples.len();
-        let mut unmatched = Vec::new();
         while left > 0 {
             let len = self.recv()?;
             for message in wire::messages(&self.buf[..len]) {
@@ -269,9 +263,8 @@ impl SockDiag {
                     wire::Item::Socket(payload) => {
                         found.push(wire::parse_diag_msg(payload, Proto::Tcp)?);
                     }
-                    wire::Item::Error { errno } if errno == -libc::ENOENT => {
-                        unmatched.push(tuples[i]);
-                    }
+                    // Nobody holds it (another namespace's flow, a closed socket).
+                    wire::Item::Error { errno } if errno == -libc::ENOENT => {}
                     wire::Item::Error { errno } | wire::Item::Done { errno } if errno != 0 => {
                         return Err(NetlinkError::Kernel {
                             errno: errno.saturating_neg(),
@@ -283,7 +276,7 @@ impl SockDiag {
                 left -= 1;
             }
         }
-        Ok(unmatched)
+        Ok(())
     }
 
     fn dump_once(&mut self, family: Family, proto: Proto) -> Result<DumpOutcome, NetlinkError> {
@@ -386,7 +379,12 @@ fn states_request(seq: u32, family: Family, proto: Proto, states: u32) -> Vec<u8
 
 /// Serialized lookup of the one TCP socket with this exact 4-tuple, with
 /// INET_DIAG_INFO. The family follows the local address.
-pub fn lookup_request(seq: u32, local: SocketAddr, remote: SocketAddr) -> Vec<u8> {
+pub fn lookup_request(seq: u32, tuple: &Tuple) -> Vec<u8> {
+    let Tuple {
+        local,
+        remote,
+        ifindex,
+    } = *tuple;
     let family = if local.is_ipv4() {
         Family::V4
     } else {
@@ -402,20 +400,12 @@ pub fn lookup_request(seq: u32, local: SocketAddr, remote: SocketAddr) -> Vec<u8
             destination_port: remote.port(),
             source_address: local.ip(),
             destination_address: remote.ip(),
-            interface_id: 0,
+            interface_id: ifindex,
             // INET_DIAG_NOCOOKIE: any socket with this tuple.
             cookie: [0xff; 8],
         },
     };
     serialize(request, NLM_F_REQUEST, seq)
-}
-
-/// `a` as an IPv4-mapped IPv6 address, if it is IPv4.
-fn v4_mapped(a: SocketAddr) -> Option<SocketAddr> {
-    match a {
-        SocketAddr::V4(v4) => Some(SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())),
-        SocketAddr::V6(_) => None,
-    }
 }
 
 fn serialize(request: InetRequest, flags: u16, seq: u32) -> Vec<u8> {

@@ -570,14 +570,32 @@ fn netlink_lookup_finds_exactly_the_asked_sockets_with_their_counters() {
         ),
     );
 
+    // A client bound to the loopback device: found only by a lookup naming it (ifindex 1).
+    let bound = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    bound.bind_device(Some(b"lo")).unwrap();
+    bound.connect(&l4.local_addr().unwrap().into()).unwrap();
+    let mut bound: TcpStream = bound.into();
+    let (mut bound_peer, _) = l4.accept().unwrap();
+    transfer(&mut bound, &mut bound_peer, 999);
+    let bound_addr = bound.local_addr().unwrap();
+    let l4_addr = l4.local_addr().unwrap();
+
+    let t = |local, remote, ifindex| Tuple {
+        local,
+        remote,
+        ifindex,
+    };
     // Nobody holds this tuple (port 9 on loopback is closed): skipped, no error.
-    let nobody = (
-        SocketAddr::from(([127, 0, 0, 1], 9)),
-        SocketAddr::from(([127, 0, 0, 1], 9)),
-    );
-    let mut tuples = vec![(a4, b4), (b6, a6), (ds_v4, dc_addr), nobody];
+    let nobody = SocketAddr::from(([127, 0, 0, 1], 9));
+    let mut tuples = vec![
+        t(a4, b4, 0),
+        t(b6, a6, 1),
+        t(ds_v4, dc_addr, 1),
+        t(nobody, nobody, 1),
+        t(bound_addr, l4_addr, 1),
+    ];
     // More than one datagram of lookups: the same tuple again and again.
-    tuples.extend(std::iter::repeat_n((a4, b4), LOOKUP_BATCH + 5));
+    tuples.extend(std::iter::repeat_n(t(a4, b4, 1), LOOKUP_BATCH + 5));
     let found = poll("the server side of the dual-stack pair to be acked", || {
         let found = diag.lookup_tcp(&tuples).unwrap();
         let mapped = found
@@ -591,20 +609,25 @@ fn netlink_lookup_finds_exactly_the_asked_sockets_with_their_counters() {
         (got4.payload_sent(), got4.payload_received(), got4.inode),
         (Some(70_001), Some(0), inode_of(&c4))
     );
+    let got_bound = find(&found, bound_addr, l4_addr).expect("device-bound socket looked up");
+    assert_eq!(got_bound.payload_sent(), Some(999));
+    let unnamed_device = diag.lookup_tcp(&[t(bound_addr, l4_addr, 0)]).unwrap();
+    assert!(
+        unnamed_device.iter().all(|s| s.local != bound_addr),
+        "a device-bound socket is not matched by a lookup naming no device"
+    );
     let got6 = find(&found, b6, a6).expect("v6 socket looked up");
     assert_eq!(got6.cookie, want6.cookie);
     assert_eq!(got6.payload_sent(), Some(3_333));
     let mapped = found
         .iter()
         .find(|s| s.remote.map(|r| r.port()) == Some(dc_addr.port()))
-        .expect("dual-stack socket found through its IPv4-mapped tuple");
+        .expect("dual-stack socket found through its IPv4 tuple");
     assert_eq!(mapped.inode, inode_of(&ds));
     // Only what was asked (the repeated tuple answers each time; nobody's tuple never).
-    assert!(
-        found
-            .iter()
-            .all(|s| [want4.cookie, want6.cookie, mapped.cookie].contains(&s.cookie))
-    );
+    assert!(found.iter().all(|s| {
+        [want4.cookie, want6.cookie, mapped.cookie, got_bound.cookie].contains(&s.cookie)
+    }));
     assert_eq!(
         found.iter().filter(|s| s.cookie == want4.cookie).count(),
         LOOKUP_BATCH + 6

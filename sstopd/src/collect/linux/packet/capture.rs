@@ -203,7 +203,7 @@ fn count(batch: &mut Batch, keep: Keep, f: RawFrame<'_>) {
         // Main mode has kernel counters for TCP: a segment only says which socket to read.
         Ok(p) if keep == Keep::NonTcp && p.proto == Proto::Tcp => {
             if dir != Dir::Out {
-                batch.add_tcp_activity(&p);
+                batch.add_tcp_activity(&p, u32::try_from(f.ifindex).unwrap_or(0));
             }
         }
         Ok(p) => batch.add(&p, dir),
@@ -221,6 +221,7 @@ mod tests {
     use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 
     use super::*;
+    use crate::collect::linux::netlink::Tuple;
 
     /// Send `n` bytes client → server and read them; returns (client, server) addresses.
     fn tcp_burst(client: &mut TcpStream, server: &mut TcpStream, n: usize) {
@@ -252,9 +253,14 @@ mod tests {
         let (c, s): (SocketAddr, SocketAddr) =
             (client.local_addr().unwrap(), server.local_addr().unwrap());
         tcp_burst(&mut client, &mut server, 10_000);
-        let marked = take_until(&cap, |b| b.tcp_active.contains(&(s, c)));
+        let lo = |local, remote| Tuple {
+            local,
+            remote,
+            ifindex: 1,
+        };
+        let marked = take_until(&cap, |b| b.tcp_active.contains(&lo(s, c)));
         assert!(
-            marked.tcp_active.contains(&(s, c)),
+            marked.tcp_active.contains(&lo(s, c)),
             "the receiving end is marked: {:?}",
             marked.tcp_active
         );
@@ -274,14 +280,14 @@ mod tests {
         let quiet = take_until(&cap, |b| b.flows.keys().any(|k| k.dst == to));
         assert!(quiet.flows.keys().any(|k| k.dst == to), "UDP still counted");
         assert!(
-            !quiet.tcp_active.contains(&(s, c)) && !quiet.tcp_active.contains(&(c, s)),
+            !quiet.tcp_active.contains(&lo(s, c)) && !quiet.tcp_active.contains(&lo(c, s)),
             "no TCP marks while off"
         );
 
         // Back on.
         cap.set_tcp_activity(true).unwrap();
         tcp_burst(&mut client, &mut server, 10_000);
-        let again = take_until(&cap, |b| b.tcp_active.contains(&(s, c)));
-        assert!(again.tcp_active.contains(&(s, c)));
+        let again = take_until(&cap, |b| b.tcp_active.contains(&lo(s, c)));
+        assert!(again.tcp_active.contains(&lo(s, c)));
     }
 }

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use proto::Proto;
 
 use super::frame::Packet;
+use crate::collect::linux::netlink::Tuple;
 
 /// `sll_pkttype` values (linux/if_packet.h).
 const PACKET_HOST: u8 = 0;
@@ -62,7 +63,7 @@ pub struct Batch {
     pub flows: HashMap<FlowKey, u64>,
     /// Main mode: (local, remote) of every TCP socket a segment arrived for. Only an
     /// arriving segment moves a socket's `bytes_acked`/`bytes_received`.
-    pub tcp_active: HashSet<(SocketAddr, SocketAddr)>,
+    pub tcp_active: HashSet<Tuple>,
     /// More TCP tuples than [`MAX_TCP_ACTIVE`] arrived: `tcp_active` is incomplete.
     pub tcp_overflow: bool,
     /// TCP segments seen as activity marks.
@@ -99,7 +100,7 @@ impl Batch {
     }
 
     /// A TCP segment arrived for the socket `pkt.dst` ← `pkt.src` (main mode).
-    pub fn add_tcp_activity(&mut self, pkt: &Packet) {
+    pub fn add_tcp_activity(&mut self, pkt: &Packet, ifindex: u32) {
         self.tcp_frames += 1;
         if self.tcp_overflow {
             return;
@@ -109,7 +110,11 @@ impl Batch {
             self.tcp_active = HashSet::new();
             return;
         }
-        self.tcp_active.insert((pkt.dst, pkt.src));
+        self.tcp_active.insert(Tuple {
+            local: pkt.dst,
+            remote: pkt.src,
+            ifindex,
+        });
     }
 
     /// Fold a later batch into this one (when a hand-off was picked up late).

@@ -17,12 +17,12 @@ pub mod frame;
 pub mod links;
 pub mod ring;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use proto::{Note, Proto};
 
+use crate::collect::linux::netlink::Tuple;
 use crate::collect::linux::procnet::{self, Table};
 use crate::collect::{ClosedSocket, PeerFlow, Sample, SocketSample, UnexplainedFlow};
 
@@ -172,7 +172,7 @@ impl PacketCounter {
     /// off in the kernel for [`DENSE_TCP_PAUSE`]: copying a header per segment would then
     /// cost the host more than dumping every socket each tick, which is what happens
     /// meanwhile (`None`).
-    pub fn tcp_activity(&mut self) -> Option<Vec<(SocketAddr, SocketAddr)>> {
+    pub fn tcp_activity(&mut self) -> Option<Vec<Tuple>> {
         self.take_early();
         let now = Instant::now();
         let since = self.activity_taken.replace(now);

@@ -352,6 +352,13 @@ impl ProcMap {
         };
         let old = self.pids.remove(&pid).unwrap_or_default();
         let old_key = old.info.as_ref().map(|i| i.key);
+        // A read that fails from here on leaves no entry: its old links go with it.
+        let fail = |map: &mut Self, e: PidError| {
+            if let Some(key) = old_key {
+                map.unlink(key, &old.inodes);
+            }
+            map.note_error(pid, e)
+        };
         let mut entry = PidEntry {
             fd_count,
             uid,
@@ -368,15 +375,15 @@ impl ProcMap {
                         .as_ref()
                         .is_some_and(|i| i.key.start_time == stat.start_time);
                     entry.info = if same {
-                        old.info
+                        old.info.clone()
                     } else {
                         match pid::read_info(&dir, stat) {
                             Ok(info) => Some(info),
-                            Err(e) => return self.note_error(pid, e),
+                            Err(e) => return fail(self, e),
                         }
                     };
                 }
-                Err(e) => return self.note_error(pid, e),
+                Err(e) => return fail(self, e),
             }
         }
         let new_key = entry.info.as_ref().map(|i| i.key);

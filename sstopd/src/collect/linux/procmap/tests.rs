@@ -306,3 +306,23 @@ fn sorted_difference_splits_gone_and_added() {
     assert_eq!(sorted_difference(&[], &[4]), (vec![], vec![4]));
     assert_eq!(sorted_difference(&[4], &[]), (vec![4], vec![]));
 }
+
+#[test]
+fn a_process_that_vanishes_mid_rescan_leaves_no_stale_owner() {
+    let root = tempfile::tempdir().unwrap();
+    add_pid(root.path(), 100, b"server", 5, 0, &[11]);
+    add_pid(root.path(), 101, b"child", 6, 0, &[11]);
+    let mut map = ProcMap::new(root.path());
+    map.refresh(&Wanted::default(), Duration::ZERO);
+    assert_eq!(map.owners(11).len(), 2);
+    // Pid 100 exits after its fd list was read but before its stat is: the socket stays
+    // with the child alone.
+    std::fs::remove_file(root.path().join("100/stat")).unwrap();
+    let hint = Wanted {
+        unknown: vec![(99, 0)],
+        hint_pids: vec![100],
+    };
+    map.refresh(&hint, Duration::from_secs(1));
+    assert_eq!(map.owners(11), &[key(101, 6)]);
+    assert!(map.process(100).is_none());
+}
