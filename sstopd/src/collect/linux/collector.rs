@@ -102,6 +102,8 @@ pub struct LinuxCollector {
     changes: Changes,
     /// Ticks that read TCP by lookups instead of a full dump.
     lookup_ticks: u64,
+    /// The tuples last tick's capture marked.
+    last_tuples: Vec<Tuple>,
 }
 
 impl LinuxCollector {
@@ -136,6 +138,7 @@ impl LinuxCollector {
             last_full: None,
             changes: Changes::default(),
             lookup_ticks: 0,
+            last_tuples: Vec::new(),
         }
     }
 
@@ -244,14 +247,21 @@ impl LinuxCollector {
         notes: &mut Vec<Note>,
     ) -> Result<(Vec<SocketSample>, bool), CollectError> {
         let active = self.packet.as_mut().and_then(PacketCounter::tcp_activity);
+        // Last tick's tuples are read once more: a segment tapped just before the hand-off
+        // may still have sat in its socket's backlog when that tick read the socket.
+        let previous = std::mem::take(&mut self.last_tuples);
         let due = self
             .last_full
             .is_none_or(|t| now.saturating_sub(t) >= FULL_DUMP_EVERY);
-        if let Some(tuples) = active.filter(|t| !due && t.len() <= MAX_LOOKUPS)
-            && let Some(listed) = self.kernel.refresh(&tuples, notes)
-        {
-            self.lookup_ticks += 1;
-            return Ok((listed?, true));
+        if let Some(mut tuples) = active.filter(|t| !due && t.len() <= MAX_LOOKUPS) {
+            let fresh = tuples.clone();
+            let marked: FastSet<Tuple> = fresh.iter().copied().collect();
+            tuples.extend(previous.into_iter().filter(|t| !marked.contains(t)));
+            if let Some(listed) = self.kernel.refresh(&tuples, notes) {
+                self.lookup_ticks += 1;
+                self.last_tuples = fresh;
+                return Ok((listed?, true));
+            }
         }
         let listed = self.kernel.dump(notes)?;
         self.last_full = Some(now);
