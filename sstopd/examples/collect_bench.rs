@@ -437,6 +437,33 @@ fn main() -> Result<()> {
         print_share("~5k", n, &[cpu_share(&mut rig, n)?]);
         return Ok(());
     }
+    if std::env::args().any(|a| a == "dumps") {
+        // Cost of each per-tick kernel query at a 1 s cadence (cold), for profilers.
+        use sstopd::collect::linux::netlink::{Family, SockDiag};
+        let mut sd = SockDiag::open()?;
+        let mut rows: Vec<(&str, Vec<f64>)> = vec![
+            ("tcp listeners", vec![]),
+            ("udp v4", vec![]),
+            ("udp v6", vec![]),
+        ];
+        for _ in 0..10 {
+            std::thread::sleep(Duration::from_secs(1));
+            let t = thread_cpu();
+            sd.dump_tcp_listeners()?;
+            let a = thread_cpu();
+            sd.dump(Family::V4, proto::Proto::Udp)?;
+            let b = thread_cpu();
+            sd.dump(Family::V6, proto::Proto::Udp)?;
+            let c = thread_cpu();
+            for (i, d) in [a - t, b - a, c - b].into_iter().enumerate() {
+                rows[i].1.push(d.as_secs_f64() * 1e3);
+            }
+        }
+        for (name, v) in rows {
+            println!("{name}: median {:.2} ms CPU at a 1 s cadence", median(v));
+        }
+        return Ok(());
+    }
     if std::env::args().any(|a| a == "full30k") {
         // Only full-dump cycles at ~30k sockets, for profilers.
         let (_s1, _i1, _) = hold(7_500)?;

@@ -9,6 +9,8 @@
 
 use proto::{Proto, TcpState};
 
+use std::net::SocketAddr;
+
 use crate::collect::{SocketId, SocketSample};
 use crate::fasthash::FastMap;
 
@@ -26,6 +28,8 @@ struct Seen {
 #[derive(Debug, Default)]
 pub struct Changes {
     known: FastMap<SocketId, Seen>,
+    /// (local, remote) of known sockets whose byte counters moved, in the last filter.
+    moved: Vec<(SocketAddr, Option<SocketAddr>)>,
     generation: u32,
     primed: bool,
 }
@@ -51,6 +55,7 @@ impl Changes {
         if complete {
             self.generation = self.generation.wrapping_add(1);
         }
+        self.moved.clear();
         let generation = self.generation;
         sockets.retain(|s| {
             if s.proto != Proto::Tcp {
@@ -65,6 +70,9 @@ impl Changes {
             };
             let changed = match self.known.get_mut(&s.id) {
                 Some(seen) => {
+                    if seen.sent != now.sent || seen.received != now.received {
+                        self.moved.push((s.local, s.remote));
+                    }
                     let same = seen.sent == now.sent
                         && seen.received == now.received
                         && seen.state == now.state
@@ -106,6 +114,12 @@ impl Changes {
                 seen.owners_seen = seq;
             }
         }
+    }
+
+    /// (local, remote) of the known sockets whose byte counters moved in the last
+    /// [`Changes::filter`] (new sockets not included).
+    pub fn moved(&self) -> &[(SocketAddr, Option<SocketAddr>)] {
+        &self.moved
     }
 
     /// The socket was listed and has not left since.
@@ -175,6 +189,7 @@ mod tests {
         ];
         assert!(c.filter(&mut next, true, no_owner, 1).is_empty());
         assert_eq!(ids(&next), [2, 3, 9, 8]);
+        assert_eq!(c.moved().len(), 1, "socket 2's bytes moved; 3 is new");
 
         // Partial: socket 1's state moved; nothing is declared gone.
         let mut partial = vec![tcp(1, 10, FinWait1)];

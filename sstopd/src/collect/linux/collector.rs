@@ -10,6 +10,7 @@
 //! `kernel.rs` implements it over sock_diag, the destroy multicast and the tracepoint.
 
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -31,8 +32,9 @@ const NAMED_TTL: Duration = Duration::from_secs(5);
 /// Bound on that cache.
 const MAX_NAMED: usize = 65_536;
 
-/// Collect cycles an unnamed closed socket waits for its connect record.
-const UNNAMED_WAIT: u32 = 2;
+/// Collect cycles an unnamed closed socket waits for its connect record (the tracer's
+/// reader hands records over within 200 ms: two 100 ms ticks, plus one of margin).
+const UNNAMED_WAIT: u32 = 3;
 
 /// Every TCP socket is dumped at least this often; in between, only listeners and the
 /// sockets the capture saw a segment arrive for are looked up: an idle socket's counters
@@ -41,6 +43,10 @@ const UNNAMED_WAIT: u32 = 2;
 /// socket unhashed by a reset while its fd stays open, traffic the tap sees only
 /// encrypted (IPsec transport mode).
 pub const FULL_DUMP_EVERY: Duration = Duration::from_secs(30);
+/// While full dumps find nothing the activity marks missed, the next one comes twice as
+/// late, up to this; a dump that finds missed bytes (NAT, IPsec: segments the tap sees
+/// under other addresses) brings the interval back to [`FULL_DUMP_EVERY`].
+pub const FULL_DUMP_MAX: Duration = Duration::from_secs(120);
 /// More active tuples than this: one dump is cheaper than that many lookups.
 const MAX_LOOKUPS: usize = 4096;
 
@@ -104,6 +110,10 @@ pub struct LinuxCollector {
     lookup_ticks: u64,
     /// The tuples last tick's capture marked.
     last_tuples: Vec<Tuple>,
+    /// Current interval between full dumps (see [`FULL_DUMP_MAX`]).
+    full_every: Duration,
+    /// This tick's full dump came with activity marks (the marked (local, remote) pairs).
+    dump_marks: Option<FastSet<(SocketAddr, SocketAddr)>>,
 }
 
 impl LinuxCollector {
@@ -139,6 +149,8 @@ impl LinuxCollector {
             changes: Changes::default(),
             lookup_ticks: 0,
             last_tuples: Vec::new(),
+            full_every: FULL_DUMP_EVERY,
+            dump_marks: None,
         }
     }
 
@@ -252,7 +264,17 @@ impl LinuxCollector {
         let previous = std::mem::take(&mut self.last_tuples);
         let due = self
             .last_full
-            .is_none_or(|t| now.saturating_sub(t) >= FULL_DUMP_EVERY);
+            .is_none_or(|t| now.saturating_sub(t) >= self.full_every);
+        // A scheduled dump with marks at hand can tell whether the marks missed anything.
+        self.dump_marks = active
+            .as_ref()
+            .filter(|_| due && self.last_full.is_some())
+            .map(|t| {
+                t.iter()
+                    .chain(&previous)
+                    .map(|t| (t.local, t.remote))
+                    .collect()
+            });
         if let Some(mut tuples) = active.filter(|t| !due && t.len() <= MAX_LOOKUPS) {
             let fresh = tuples.clone();
             let marked: FastSet<Tuple> = fresh.iter().copied().collect();
@@ -266,6 +288,13 @@ impl LinuxCollector {
         let listed = self.kernel.dump(notes)?;
         self.last_full = Some(now);
         Ok((listed, false))
+    }
+
+    /// After a full dump: back off while the activity marks explained every byte that
+    /// moved, back to [`FULL_DUMP_EVERY`] when they missed some (or could not be judged).
+    fn adapt_full_dumps(&mut self) {
+        let marks = self.dump_marks.take();
+        self.full_every = next_full_every(self.full_every, marks.as_ref(), self.changes.moved());
     }
 
     /// Steps 3–4: owners from /proc, else from the second sources.
@@ -360,6 +389,28 @@ impl LinuxCollector {
     }
 }
 
+/// The interval to the next full dump, after one that found `moved` (known sockets whose
+/// bytes moved) with `marks` (what the tap marked; `None`: no marks to judge by).
+fn next_full_every(
+    current: Duration,
+    marks: Option<&FastSet<(SocketAddr, SocketAddr)>>,
+    moved: &[(SocketAddr, Option<SocketAddr>)],
+) -> Duration {
+    let Some(marks) = marks else {
+        return FULL_DUMP_EVERY;
+    };
+    let missed = moved
+        .iter()
+        .filter(|(local, remote)| remote.is_none_or(|r| !marks.contains(&(*local, r))))
+        .count();
+    if missed == 0 {
+        (current * 2).min(FULL_DUMP_MAX)
+    } else {
+        tracing::debug!("{missed} sockets moved unmarked: full dumps every {FULL_DUMP_EVERY:?}");
+        FULL_DUMP_EVERY
+    }
+}
+
 fn still_running(proc_root: &std::path::Path, key: ProcKey) -> bool {
     pid::read_stat(&proc_root.join(key.pid.to_string()))
         .is_ok_and(|s| s.start_time == key.start_time)
@@ -432,6 +483,7 @@ impl Collector for LinuxCollector {
         if full {
             // Every known socket was just compared: older owner changes are consumed.
             self.procmap.clear_changed();
+            self.adapt_full_dumps();
         }
         self.fill_owners(&mut sockets, hint_pids, now);
         self.changes

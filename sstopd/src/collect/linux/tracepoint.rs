@@ -44,8 +44,11 @@ const RING_PAGES: [usize; 3] = [128, 32, 8];
 /// volume and bring the per-tick sample limit (`kernel.perf_event_max_sample_rate`) closer.
 pub const FILTER: &std::ffi::CStr =
     c"protocol == 6 && (newstate == 2 || oldstate == 2 || newstate == 4 || newstate == 9)";
-/// The reader thread's longest sleep when the rings stay below their wake-up mark.
-const POLL_MS: libc::c_int = 100;
+/// The reader thread's longest sleep when the rings stay below their wake-up mark: a
+/// connect is in the inbox at most this late, within the ticks an unnamed closed socket
+/// waits for it (`UNNAMED_WAIT`) even at the fastest interval. Each wake-up costs, on a
+/// host whose every fork and exit passes through these rings.
+const POLL_MS: libc::c_int = 200;
 /// Events kept for the collector between drains; beyond this they count as lost.
 const MAX_QUEUED: usize = 1 << 20;
 

@@ -252,7 +252,39 @@ fn unnamed_closed_sockets_wait_for_a_late_connect_then_go_unattributed() {
         (7, vec![key(400, 0)])
     );
     let s = c.collect().unwrap();
+    assert!(s.closed.is_empty(), "8 still waits: {:?}", s.closed);
+    let s = c.collect().unwrap();
     assert_eq!(s.closed.len(), 1);
     assert_eq!((s.closed[0].id, s.closed[0].sent), (8, 500));
     assert!(s.closed[0].owners.is_empty());
+}
+
+#[test]
+fn full_dumps_back_off_while_marks_explain_every_moved_byte() {
+    let pair =
+        |l: &str, r: &str| -> (SocketAddr, SocketAddr) { (l.parse().unwrap(), r.parse().unwrap()) };
+    let (a, b) = (
+        pair("10.0.0.1:5000", "10.0.0.2:80"),
+        pair("10.0.0.1:5001", "10.0.0.2:80"),
+    );
+    let marks: FastSet<(SocketAddr, SocketAddr)> = [a].into_iter().collect();
+    let moved_a = [(a.0, Some(a.1))];
+    let every = next_full_every(FULL_DUMP_EVERY, Some(&marks), &moved_a);
+    assert_eq!(every, FULL_DUMP_EVERY * 2);
+    assert_eq!(
+        next_full_every(every, Some(&marks), &[]),
+        FULL_DUMP_EVERY * 4
+    );
+    assert_eq!(
+        next_full_every(FULL_DUMP_MAX, Some(&marks), &[]),
+        FULL_DUMP_MAX
+    );
+    // Bytes moved on a socket the tap never marked (NAT, IPsec): back to the base interval.
+    let moved_b = [(b.0, Some(b.1))];
+    assert_eq!(
+        next_full_every(FULL_DUMP_MAX, Some(&marks), &moved_b),
+        FULL_DUMP_EVERY
+    );
+    // No marks to judge by (forced or unscheduled dump): the base interval.
+    assert_eq!(next_full_every(FULL_DUMP_MAX, None, &[]), FULL_DUMP_EVERY);
 }
