@@ -2,8 +2,8 @@
 //! connect-time names → one [`Sample`] per call.
 //!
 //! Cost follows activity, not socket count: between full dumps (every
-//! [`FULL_DUMP_EVERY`]) only listeners and the TCP sockets the capture saw a segment
-//! arrive for are read, and of any listing only new or changed sockets are passed on
+//! [`FULL_DUMP_EVERY`] to [`FULL_DUMP_MAX`]) only listeners and the TCP sockets the
+//! capture saw a segment arrive for are read, and of any listing only new or changed sockets are passed on
 //! ([`Changes`]); the aggregator keeps the rest as they were.
 //!
 //! The kernel side sits behind [`Kernel`] so the assembly can be driven from fixtures;
