@@ -9,6 +9,8 @@
 //! connections/s churn (whole process and per thread; each window holds one full dump, as
 //! the daemon's steady state does), peak RSS. `idle=SECS [trace]`: only the idle share,
 //! with per-cycle CPU (`touched`: and the memory each cycle touched), for profilers.
+//! `daemon=SECS`: only the real daemon's idle share over a longer window. `dumps`: each
+//! per-tick kernel query's cost at a 1 s cadence. `full30k`: full-dump cycles at ~30k.
 //! Sockets are held by helper python processes on loopback (the test scripts in
 //! tests/linux_e2e/); they are killed on exit.
 
@@ -435,6 +437,18 @@ fn main() -> Result<()> {
             None
         };
         print_share("~5k", n, &[cpu_share(&mut rig, n)?]);
+        return Ok(());
+    }
+    if let Some(n) = std::env::args().find_map(|a| a.strip_prefix("daemon=")?.parse::<u32>().ok()) {
+        // Only the real daemon's idle share over a longer window (its steady state: full
+        // dumps back off to every 120 s), for the figures.
+        let (_s, _i, _port) = hold(2_500)?;
+        match daemon_share(n)? {
+            Some(p) => {
+                println!("real sstopd process, ~5k sockets, no viewer, {n} s at 1 s: idle {p:.2} %")
+            }
+            None => println!("real daemon: not built (cargo build --release -p sstopd)"),
+        }
         return Ok(());
     }
     if std::env::args().any(|a| a == "dumps") {
