@@ -157,8 +157,6 @@ fn hold(conns: usize) -> Result<(Helper, Helper, String)> {
 /// CPU time per thread name (utime + stime from /proc/self/task/*/stat), to attribute the
 /// idle cost to the collect loop, the capture thread and the tracer's reader thread.
 fn thread_times() -> Vec<(String, Duration)> {
-    // SAFETY: sysconf only reads a constant.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let mut out: Vec<(String, Duration)> = Vec::new();
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
         return out;
@@ -171,13 +169,7 @@ fn thread_times() -> Vec<(String, Duration)> {
             continue;
         };
         let name = stat[open + 1..close].to_string();
-        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
-        // After "pid (comm) ": state is field 0, utime 11, stime 12.
-        let ticks: f64 = fields
-            .get(11..13)
-            .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
-            .unwrap_or(0.0);
-        let d = Duration::from_secs_f64(ticks / hz);
+        let d = stat_cpu(&stat).unwrap_or_default();
         match out.iter_mut().find(|(n, _)| *n == name) {
             Some((_, t)) => *t += d,
             None => out.push((name, d)),
@@ -361,10 +353,15 @@ fn fd_scan_cost(pid: u32) -> (usize, f64, f64) {
 
 /// CPU (utime + stime) of process `pid` so far.
 fn process_cpu(pid: u32) -> Option<Duration> {
+    stat_cpu(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// utime + stime of a `/proc/.../stat` line.
+fn stat_cpu(stat: &str) -> Option<Duration> {
     // SAFETY: sysconf only reads a constant.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+    // After "pid (comm) ": state is field 0, utime 11, stime 12.
+    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
     let ticks: f64 = fields
         .get(11..13)?
         .iter()

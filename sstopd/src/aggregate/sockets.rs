@@ -209,11 +209,10 @@ impl SocketTable {
                 });
             }
         }
-        if tcp_partial {
-            // Only non-TCP sockets were listed in full: sweep just those, and the TCP
-            // sockets named as gone.
-            let gone: Vec<SocketId> = self
-                .non_tcp
+        // Unlisted sockets left, unless unlisted TCP sockets are unchanged (a partial
+        // listing): then only non-TCP ones and the TCP sockets named as gone.
+        let gone: Vec<SocketId> = if tcp_partial {
+            self.non_tcp
                 .iter()
                 .filter(|id| {
                     self.sockets
@@ -222,25 +221,18 @@ impl SocketTable {
                 })
                 .copied()
                 .chain(tcp_gone)
-                .collect();
-            for id in gone {
-                self.non_tcp.remove(&id);
-                if let Some(st) = self.sockets.remove(&id) {
-                    self.retire(id, st, now);
-                }
-            }
+                .collect()
         } else {
-            let unlisted: Vec<SocketId> = self
-                .sockets
+            self.sockets
                 .iter()
                 .filter(|(_, st)| st.generation != generation)
                 .map(|(id, _)| *id)
-                .collect();
-            for id in unlisted {
-                self.non_tcp.remove(&id);
-                if let Some(st) = self.sockets.remove(&id) {
-                    self.retire(id, st, now);
-                }
+                .collect()
+        };
+        for id in gone {
+            self.non_tcp.remove(&id);
+            if let Some(st) = self.sockets.remove(&id) {
+                self.retire(id, st, now);
             }
         }
         self.retired

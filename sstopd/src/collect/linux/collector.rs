@@ -112,8 +112,15 @@ pub struct LinuxCollector {
     last_tuples: Vec<Tuple>,
     /// Current interval between full dumps (see [`FULL_DUMP_MAX`]).
     full_every: Duration,
-    /// This tick's full dump came with activity marks (the marked (local, remote) pairs).
-    dump_marks: Option<FastSet<(SocketAddr, SocketAddr)>>,
+}
+
+/// One tick's TCP listing.
+struct Listing {
+    sockets: Vec<SocketSample>,
+    /// Every TCP socket (a full dump), not only listeners and marked ones.
+    full: bool,
+    /// A scheduled full dump's activity marks, to judge whether they missed anything.
+    marks: Option<FastSet<(SocketAddr, SocketAddr)>>,
 }
 
 impl LinuxCollector {
@@ -150,7 +157,6 @@ impl LinuxCollector {
             lookup_ticks: 0,
             last_tuples: Vec::new(),
             full_every: FULL_DUMP_EVERY,
-            dump_marks: None,
         }
     }
 
@@ -252,12 +258,12 @@ impl LinuxCollector {
     }
 
     /// Step 2: a full dump when one is due or activity is unknown, else listeners, UDP
-    /// and the TCP sockets a segment arrived for. True when the TCP listing is partial.
+    /// and the TCP sockets a segment arrived for.
     fn list_sockets(
         &mut self,
         now: Duration,
         notes: &mut Vec<Note>,
-    ) -> Result<(Vec<SocketSample>, bool), CollectError> {
+    ) -> Result<Listing, CollectError> {
         let active = self.packet.as_mut().and_then(PacketCounter::tcp_activity);
         // Last tick's tuples are read once more: a segment tapped just before the hand-off
         // may still have sat in its socket's backlog when that tick read the socket.
@@ -265,36 +271,47 @@ impl LinuxCollector {
         let due = self
             .last_full
             .is_none_or(|t| now.saturating_sub(t) >= self.full_every);
-        // A scheduled dump with marks at hand can tell whether the marks missed anything.
-        self.dump_marks = active
-            .as_ref()
-            .filter(|_| due && self.last_full.is_some())
-            .map(|t| {
-                t.iter()
+        match active {
+            Some(fresh) if !due && fresh.len() <= MAX_LOOKUPS => {
+                let lookups: FastSet<Tuple> = fresh.iter().chain(&previous).copied().collect();
+                let lookups: Vec<Tuple> = lookups.into_iter().collect();
+                if let Some(listed) = self.kernel.refresh(&lookups, notes) {
+                    self.lookup_ticks += 1;
+                    self.last_tuples = fresh;
+                    return Ok(Listing {
+                        sockets: listed?,
+                        full: false,
+                        marks: None,
+                    });
+                }
+                self.full_dump(now, None, notes)
+            }
+            // A scheduled dump with marks at hand can tell whether the marks missed anything.
+            Some(fresh) if due && self.last_full.is_some() => {
+                let marks = fresh
+                    .iter()
                     .chain(&previous)
                     .map(|t| (t.local, t.remote))
-                    .collect()
-            });
-        if let Some(mut tuples) = active.filter(|t| !due && t.len() <= MAX_LOOKUPS) {
-            let fresh = tuples.clone();
-            let marked: FastSet<Tuple> = fresh.iter().copied().collect();
-            tuples.extend(previous.into_iter().filter(|t| !marked.contains(t)));
-            if let Some(listed) = self.kernel.refresh(&tuples, notes) {
-                self.lookup_ticks += 1;
-                self.last_tuples = fresh;
-                return Ok((listed?, true));
+                    .collect();
+                self.full_dump(now, Some(marks), notes)
             }
+            _ => self.full_dump(now, None, notes),
         }
-        let listed = self.kernel.dump(notes)?;
-        self.last_full = Some(now);
-        Ok((listed, false))
     }
 
-    /// After a full dump: back off while the activity marks explained every byte that
-    /// moved, back to [`FULL_DUMP_EVERY`] when they missed some (or could not be judged).
-    fn adapt_full_dumps(&mut self) {
-        let marks = self.dump_marks.take();
-        self.full_every = next_full_every(self.full_every, marks.as_ref(), self.changes.moved());
+    fn full_dump(
+        &mut self,
+        now: Duration,
+        marks: Option<FastSet<(SocketAddr, SocketAddr)>>,
+        notes: &mut Vec<Note>,
+    ) -> Result<Listing, CollectError> {
+        let sockets = self.kernel.dump(notes)?;
+        self.last_full = Some(now);
+        Ok(Listing {
+            sockets,
+            full: true,
+            marks,
+        })
     }
 
     /// Steps 3–4: owners from /proc, else from the second sources.
@@ -451,7 +468,11 @@ impl Collector for LinuxCollector {
             .expire_cookies(now, |cookie| changes.is_known(cookie));
 
         // 2. Every socket (or only those that may have changed), 3.–4. with its owners.
-        let (mut sockets, listed_partially) = match self.list_sockets(now, &mut notes) {
+        let Listing {
+            mut sockets,
+            full,
+            marks,
+        } = match self.list_sockets(now, &mut notes) {
             Ok(listed) => listed,
             Err(e) => {
                 // This tick's activity marks are spent: the next tick must read everything.
@@ -459,7 +480,6 @@ impl Collector for LinuxCollector {
                 return Err(e);
             }
         };
-        let full = !listed_partially;
 
         // PACKET STEP (before owners, so sockets that carry bytes get theirs searched):
         // raw/ping/SCTP sockets from /proc/net, captured bytes into UDP/ICMP/raw sockets,
@@ -483,7 +503,8 @@ impl Collector for LinuxCollector {
         if full {
             // Every known socket was just compared: older owner changes are consumed.
             self.procmap.clear_changed();
-            self.adapt_full_dumps();
+            self.full_every =
+                next_full_every(self.full_every, marks.as_ref(), self.changes.moved());
         }
         self.fill_owners(&mut sockets, hint_pids, now);
         self.changes

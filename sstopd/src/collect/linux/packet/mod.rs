@@ -70,8 +70,6 @@ enum TcpMarks {
     Off {
         until: Instant,
     },
-    /// Back on since the last tick: the next batch is complete again.
-    Resuming,
 }
 
 /// One tick of [`TcpMarks`]: the next state, a filter switch to make, and whether this
@@ -93,9 +91,10 @@ impl TcpMarks {
         };
         match self {
             TcpMarks::Off { until } if now < until => step(self, None, false),
-            // Back on; this tick's batch was still taken with the marks off.
-            TcpMarks::Off { .. } => step(TcpMarks::Resuming, Some(true), false),
-            TcpMarks::On | TcpMarks::Resuming => match rate {
+            // Back on; this tick's batch was still taken with the marks off, the next
+            // one is complete again.
+            TcpMarks::Off { .. } => step(TcpMarks::On, Some(true), false),
+            TcpMarks::On => match rate {
                 // Complete, but one dump is cheaper than a header copy per segment.
                 Some(r) if r > DENSE_TCP_FPS => step(
                     TcpMarks::Off {
@@ -383,7 +382,7 @@ mod tests {
         assert_eq!(
             resume,
             MarksStep {
-                state: TcpMarks::Resuming,
+                state: TcpMarks::On,
                 switch: Some(true),
                 usable: false
             }
@@ -394,7 +393,7 @@ mod tests {
             .next(Some(10.0), until + Duration::from_secs(1));
         assert_eq!((next.state, next.usable), (TcpMarks::On, true));
         // Still dense after resuming: off again at once.
-        let again = TcpMarks::Resuming.next(Some(DENSE_TCP_FPS + 1.0), until);
+        let again = resume.state.next(Some(DENSE_TCP_FPS + 1.0), until);
         assert_eq!((again.switch, again.usable), (Some(false), false));
         // Unknown rate (first tick): usable.
         assert!(TcpMarks::On.next(None, at(0)).usable);
