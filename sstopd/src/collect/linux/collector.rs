@@ -32,8 +32,8 @@ const NAMED_TTL: Duration = Duration::from_secs(5);
 /// Bound on that cache.
 const MAX_NAMED: usize = 65_536;
 
-/// Collect cycles an unnamed closed socket waits for its connect record (the tracer's
-/// reader hands records over within 200 ms: two 100 ms ticks, plus one of margin).
+/// Collect cycles an unnamed closed socket waits for its connect record (the rings are
+/// read at each drain, but a connect is held back until an event names its local port).
 const UNNAMED_WAIT: u32 = 3;
 
 /// Every TCP socket is dumped at least this often; in between, only listeners and the

@@ -12,5 +12,6 @@ pub mod packet;
 pub mod procmap;
 pub mod procnet;
 pub mod tracepoint;
+pub mod wake;
 
 pub use collector::LinuxCollector;

@@ -7,9 +7,10 @@
 //! within milliseconds is still named; `/proc/<pid>/comm` only fills gaps for tasks that
 //! started before the tracer.
 //!
-//! The rings also carry a FORK/EXIT record for every task on the host, so they are read
-//! by a thread of their own, woken when a ring is a quarter full (or every 100 ms), not
-//! only when the collector drains once per interval: a busy host would overflow them.
+//! The rings also carry a FORK/EXIT record for every task on the host, so besides the
+//! collector's own read at each drain, a thread of their own reads them when a ring is a
+//! quarter full: a busy host would overflow them between two drains. An idle host wakes
+//! that thread about once a second.
 
 mod format;
 mod reader;
@@ -34,6 +35,8 @@ use reader::Reader;
 use ring::Ring;
 use tracefs::{event_dir, online_cpus};
 
+use super::wake::Wake;
+
 /// Data pages per CPU ring, largest first (512 KiB with 4 KiB pages holds ~5,000 filtered
 /// events per CPU per drain); smaller rings when the locked-memory limit
 /// (`kernel.perf_event_mlock_kb` without CAP_IPC_LOCK/CAP_PERFMON) refuses it.
@@ -44,11 +47,10 @@ const RING_PAGES: [usize; 3] = [128, 32, 8];
 /// volume and bring the per-tick sample limit (`kernel.perf_event_max_sample_rate`) closer.
 pub const FILTER: &std::ffi::CStr =
     c"protocol == 6 && (newstate == 2 || oldstate == 2 || newstate == 4 || newstate == 9)";
-/// The reader thread's longest sleep when the rings stay below their wake-up mark: a
-/// connect is in the inbox at most this late, within the ticks an unnamed closed socket
-/// waits for it (`UNNAMED_WAIT`) even at the fastest interval. Each wake-up costs, on a
-/// host whose every fork and exit passes through these rings.
-const POLL_MS: libc::c_int = 200;
+/// The reader thread's longest sleep when the rings stay below their wake-up mark. Only
+/// bounds how late a stop request is seen: [`ConnectTracer::drain`] reads the rings
+/// first-hand, so connects never wait for this thread.
+const POLL_MS: libc::c_int = 1000;
 /// Events kept for the collector between drains; beyond this they count as lost.
 const MAX_QUEUED: usize = 1 << 20;
 
@@ -115,16 +117,32 @@ impl ConnectEvent {
 pub struct ConnectTracer {
     inbox: Arc<Mutex<Inbox>>,
     stop: Arc<AtomicBool>,
+    /// Wakes the reader thread for a stop.
+    wake: Wake,
     thread: Option<JoinHandle<()>>,
 }
 
-/// What the reader thread hands over.
-#[derive(Default)]
+/// The rings' reader and what it read, shared by the thread and [`ConnectTracer::drain`].
 struct Inbox {
+    reader: Reader,
     events: Vec<ConnectEvent>,
     /// PERF_RECORD_LOST plus events dropped because the collector did not drain.
     lost: u64,
     throttled: u64,
+    /// Events dropped because the collector did not drain.
+    dropped: u64,
+}
+
+impl Inbox {
+    /// Move what the rings hold into `events`.
+    fn pump(&mut self) {
+        let events = self.reader.pump(Instant::now());
+        let room = MAX_QUEUED.saturating_sub(self.events.len());
+        self.dropped += events.len().saturating_sub(room) as u64;
+        self.events.extend(events.into_iter().take(room));
+        self.lost = self.reader.lost + self.dropped;
+        self.throttled = self.reader.throttled;
+    }
 }
 
 fn lock(inbox: &Mutex<Inbox>) -> MutexGuard<'_, Inbox> {
@@ -136,20 +154,11 @@ fn lock(inbox: &Mutex<Inbox>) -> MutexGuard<'_, Inbox> {
 
 /// The reader thread: sleep in poll() until a ring passes its wake-up mark (or a timeout),
 /// then move what the rings hold into the inbox.
-fn read_rings(mut reader: Reader, inbox: &Mutex<Inbox>, stop: &AtomicBool) {
-    let mut fds: Vec<libc::pollfd> = reader
-        .rings
-        .iter()
-        .map(|ring| libc::pollfd {
-            fd: ring.raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    let mut dropped = 0u64;
+fn read_rings(mut fds: Vec<libc::pollfd>, inbox: &Mutex<Inbox>, stop: &AtomicBool) {
+    // The last entry is the stop eventfd: its wake-up needs no reading.
     while !stop.load(Ordering::Relaxed) {
         // SAFETY: `fds` is a valid array of `fds.len()` pollfd entries for the whole call.
-        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, POLL_MS) };
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, POLL_MS) };
         for fd in &mut fds {
             // A ring whose event died (e.g. its CPU went away) would wake poll at once
             // forever: stop watching it (poll skips negative fds); its data is still read.
@@ -157,13 +166,10 @@ fn read_rings(mut reader: Reader, inbox: &Mutex<Inbox>, stop: &AtomicBool) {
                 fd.fd = -1;
             }
         }
-        let events = reader.pump(Instant::now());
-        let mut inbox = lock(inbox);
-        let room = MAX_QUEUED.saturating_sub(inbox.events.len());
-        dropped += events.len().saturating_sub(room) as u64;
-        inbox.events.extend(events.into_iter().take(room));
-        inbox.lost = reader.lost + dropped;
-        inbox.throttled = reader.throttled;
+        // A timeout with every ring below its mark leaves the reading to the next drain.
+        if ready > 0 {
+            lock(inbox).pump();
+        }
     }
 }
 
@@ -198,13 +204,34 @@ impl ConnectTracer {
                 source: std::io::Error::from_raw_os_error(libc::ENODEV),
             });
         }
-        let inbox = Arc::new(Mutex::new(Inbox::default()));
+        // Owned here, polled by the thread by raw fd: `Drop` joins the thread before the
+        // eventfd closes.
+        let wake = Wake::new().map_err(|source| TraceError::Io {
+            what: "eventfd".into(),
+            source,
+        })?;
+        let fds = rings
+            .iter()
+            .map(|ring| libc::pollfd {
+                fd: ring.raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .chain([wake.pollfd()])
+            .collect();
+        let inbox = Arc::new(Mutex::new(Inbox {
+            reader: Reader::new(rings, layout),
+            events: Vec::new(),
+            lost: 0,
+            throttled: 0,
+            dropped: 0,
+        }));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new()
             .name("sstopd-trace".into())
             .spawn({
                 let (inbox, stop) = (inbox.clone(), stop.clone());
-                move || read_rings(Reader::new(rings, layout), &inbox, &stop)
+                move || read_rings(fds, &inbox, &stop)
             })
             .map_err(|source| TraceError::Io {
                 what: "starting the ring reader thread".into(),
@@ -213,13 +240,18 @@ impl ConnectTracer {
         Ok(Self {
             inbox,
             stop,
+            wake,
             thread: Some(thread),
         })
     }
 
-    /// Non-blocking: events since the last call, oldest first.
+    /// Non-blocking: events since the last call, oldest first, up to what the rings hold
+    /// right now.
     pub fn drain(&mut self) -> Vec<ConnectEvent> {
-        let mut events = std::mem::take(&mut lock(&self.inbox).events);
+        let mut inbox = lock(&self.inbox);
+        inbox.pump();
+        let mut events = std::mem::take(&mut inbox.events);
+        drop(inbox);
         events.sort_by_key(|e| e.time_ns);
         events
     }
@@ -240,8 +272,8 @@ impl ConnectTracer {
 impl Drop for ConnectTracer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        self.wake.wake();
         if let Some(thread) = self.thread.take() {
-            // Returns within one poll timeout.
             let _ = thread.join();
         }
     }

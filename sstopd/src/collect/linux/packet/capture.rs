@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -18,9 +18,11 @@ use super::flows::{self, Batch, Dir};
 use super::frame::{self, LinkType};
 use super::links;
 use super::ring::{RawFrame, Ring};
+use crate::collect::linux::wake::Wake;
 
-/// Poll timeout: the thread also wakes at once on a hand-off or stop request (eventfd).
-const POLL_MS: i32 = 200;
+/// Poll timeout: the thread wakes at once when a ring block is handed over or on a
+/// hand-off or stop request (eventfd), so this only bounds an idle host's wake-ups.
+const POLL_MS: i32 = 1000;
 
 #[derive(Debug, Error)]
 pub enum CaptureError {
@@ -36,35 +38,10 @@ struct Shared {
     want: AtomicBool,
     stop: AtomicBool,
     /// eventfd that wakes the capture thread out of `poll` for a hand-off or a stop.
-    wake: OwnedFd,
+    wake: Wake,
     error: Mutex<Option<String>>,
     /// Ifindexes whose frames are skipped (bridge/bond ports: their master sees them too).
     skip: Mutex<Arc<HashSet<i32>>>,
-}
-
-impl Shared {
-    fn wake(&self) {
-        let one = 1u64.to_ne_bytes();
-        // SAFETY: writes 8 bytes from a live buffer to our eventfd; a full counter
-        // (EAGAIN) still leaves it readable, which is all we need.
-        unsafe { libc::write(self.wake.as_raw_fd(), one.as_ptr().cast(), one.len()) };
-    }
-
-    fn clear_wake(&self) {
-        let mut buf = [0u8; 8];
-        // SAFETY: reads at most 8 bytes into a live buffer; nonblocking, EAGAIN is fine.
-        unsafe { libc::read(self.wake.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-    }
-}
-
-fn eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: plain eventfd(2) call; the result is checked before use.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a fresh descriptor nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 pub struct Capture {
@@ -87,7 +64,7 @@ impl Capture {
         let shared = Arc::new(Shared {
             want: AtomicBool::new(false),
             stop: AtomicBool::new(false),
-            wake: eventfd().map_err(CaptureError::Unavailable)?,
+            wake: Wake::new().map_err(CaptureError::Unavailable)?,
             error: Mutex::new(None),
             skip: Mutex::new(Arc::new(links::enslaved().unwrap_or_default())),
         });
@@ -114,7 +91,7 @@ impl Capture {
     /// to hand its batch over; a batch that arrives later is merged into the next one.
     pub fn take(&self, timeout: Duration) -> Option<Batch> {
         self.shared.want.store(true, Ordering::Release);
-        self.shared.wake();
+        self.shared.wake.wake();
         let mut batch = match self.rx.recv_timeout(timeout) {
             Ok(b) => b,
             Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return None,
@@ -150,7 +127,7 @@ impl Capture {
 impl Drop for Capture {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
-        self.shared.wake();
+        self.shared.wake.wake();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -172,7 +149,7 @@ fn run(mut ring: Ring, keep: Keep, shared: &Shared, tx: &mpsc::Sender<Batch>) {
             fail(format!("poll: {e}"));
             break;
         }
-        shared.clear_wake();
+        shared.wake.clear();
         ring.drain(|f| {
             if !skip.contains(&f.ifindex) {
                 count(&mut batch, keep, f);

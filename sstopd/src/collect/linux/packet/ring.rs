@@ -19,7 +19,7 @@ const BLOCK_SIZE: u32 = 256 << 10;
 const BLOCK_NR: u32 = 32;
 const FRAME_SIZE: u32 = 2048;
 /// A partly filled block is handed over after this long: the latency of the counts.
-const RETIRE_MS: u32 = 20;
+const RETIRE_MS: u32 = 50;
 
 /// `TPACKET_ALIGN(sizeof(struct tpacket3_hdr))`: where the `sockaddr_ll` starts.
 const SLL_OFFSET: usize = 48;
