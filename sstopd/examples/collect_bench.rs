@@ -4,13 +4,16 @@
 //!
 //! Prints, as medians of several runs (`runs=N`, default 3): cycle CPU time (each run the
 //! median of 15 cycles) at ~5k and ~30k loopback sockets, for a cycle that dumps every
-//! socket (every 30 s) and one between those (listeners, UDP, sockets with arriving
-//! segments); CPU share over 30 s at a 1 s interval with ~5k sockets, idle and under 50
-//! connections/s churn (whole process and per thread; each window holds one full dump, as
-//! the daemon's steady state does), peak RSS. `idle=SECS [trace]`: only the idle share,
+//! socket in one go (the first cycle, and whenever activity is unknown), for a scheduled
+//! re-sync (every 30–120 s: a walk over every socket, a slice per tick; its dearest tick)
+//! and for a cycle between those (listeners, UDP, sockets with arriving segments); CPU
+//! share over 30 s at a 1 s interval with ~5k sockets, idle and under 50 connections/s
+//! churn (whole process and per thread; each window holds one re-sync, as the daemon's
+//! steady state does), peak RSS. `idle=SECS [trace]`: only the idle share,
 //! with per-cycle CPU (`touched`: and the memory each cycle touched), for profilers.
 //! `daemon=SECS`: only the real daemon's idle share over a longer window. `dumps`: each
-//! per-tick kernel query's cost at a 1 s cadence. `full30k`: full-dump cycles at ~30k.
+//! per-tick kernel query's cost at a 1 s cadence. `full30k`: full-dump cycles and re-sync
+//! walks at ~30k.
 //! Sockets are held by helper python processes on loopback (the test scripts in
 //! tests/linux_e2e/); they are killed on exit.
 
@@ -79,6 +82,12 @@ impl Rig {
     /// One cycle that dumps every socket (as every 30 s, or whenever activity is unknown).
     fn full_cycle(&mut self) -> Result<(Duration, Duration, Duration, usize)> {
         self.collector.resync();
+        self.cycle()
+    }
+
+    /// A scheduled re-sync's first cycle, as the daemon runs it (a walk, a slice a tick).
+    fn resync_cycle(&mut self) -> Result<(Duration, Duration, Duration, usize)> {
+        self.collector.resync_soon();
         self.cycle()
     }
 
@@ -215,6 +224,44 @@ fn cycle_cost(rig: &mut Rig, full: bool) -> Result<CycleCost> {
     })
 }
 
+/// A scheduled re-sync as the daemon runs it: a walk over every TCP socket, a slice per
+/// tick (100 ms apart). Returns the ticks it took and the dearest tick, medians of 5 walks.
+fn walk_cost(rig: &mut Rig) -> Result<(usize, CycleCost)> {
+    for _ in 0..3 {
+        rig.full_cycle()?;
+    }
+    let (mut ticks, mut col, mut agg, mut walls, mut n) = (vec![], vec![], vec![], vec![], 0);
+    for _ in 0..5 {
+        let before = rig.collector.resyncs();
+        let mut dearest = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+        let mut k = 0;
+        rig.collector.resync_soon();
+        while rig.collector.resyncs() == before && k < 1000 {
+            let (c, a, w, s) = rig.cycle()?;
+            if c + a > dearest.0 + dearest.1 {
+                dearest = (c, a, w);
+            }
+            n = n.max(s);
+            k += 1;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        ticks.push(k);
+        col.push(dearest.0);
+        agg.push(dearest.1);
+        walls.push(dearest.2);
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    Ok((
+        median(ticks),
+        CycleCost {
+            sockets: n,
+            collect_ms: ms(median(col)),
+            aggregate_ms: ms(median(agg)),
+            wall_ms: ms(median(walls)),
+        },
+    ))
+}
+
 /// CPU share (% of one core) over `secs` at a 1 s interval: whole process, and per thread.
 struct Share {
     total: f64,
@@ -231,9 +278,9 @@ fn cpu_share(rig: &mut Rig, secs: u32) -> Result<Share> {
         if touched {
             let _ = std::fs::write("/proc/self/clear_refs", "1");
         }
-        // The window holds the daemon's steady state: one full dump per 30 s.
+        // The window holds the daemon's steady state: one re-sync per 30 s or more.
         let (c, a, w, n) = if i == 0 {
-            rig.full_cycle()?
+            rig.resync_cycle()?
         } else {
             rig.cycle()?
         };
@@ -286,6 +333,25 @@ fn print_cycles(label: &str, runs: &[CycleCost]) {
         pick(|c| c.aggregate_ms),
         pick(|c| c.collect_ms + c.aggregate_ms),
         pick(|c| c.wall_ms),
+        runs.len(),
+        all.join(" / ")
+    );
+}
+
+fn print_walks(label: &str, runs: &[(usize, CycleCost)]) {
+    let all: Vec<String> = runs
+        .iter()
+        .map(|(t, c)| format!("{:.1} ms/{t} ticks", c.collect_ms + c.aggregate_ms))
+        .collect();
+    println!(
+        "cycle @ {label}, scheduled re-sync (a walk, a slice per tick): {} ticks, dearest tick CPU {:.1} ms; wall {:.1} ms (median of {} runs of 5 walks; runs: {})",
+        median(runs.iter().map(|(t, _)| *t).collect()),
+        median(
+            runs.iter()
+                .map(|(_, c)| c.collect_ms + c.aggregate_ms)
+                .collect()
+        ),
+        median(runs.iter().map(|(_, c)| c.wall_ms).collect()),
         runs.len(),
         all.join(" / ")
     );
@@ -483,10 +549,12 @@ fn main() -> Result<()> {
             "~30k, full dump",
             &[cycle_cost(&mut rig, true)?, cycle_cost(&mut rig, true)?],
         );
+        print_walks("~30k", &[walk_cost(&mut rig)?, walk_cost(&mut rig)?]);
         return Ok(());
     }
     let (mut small, mut idle, mut busy, mut large) = (vec![], vec![], vec![], vec![]);
     let (mut small_partial, mut large_partial) = (vec![], vec![]);
+    let (mut small_walk, mut large_walk) = (vec![], vec![]);
     let (mut daemon_idle, mut daemon_busy) = (vec![], vec![]);
     let fd_scan;
     {
@@ -500,6 +568,7 @@ fn main() -> Result<()> {
             }
             small.push(cycle_cost(&mut rig, true)?);
             small_partial.push(cycle_cost(&mut rig, false)?);
+            small_walk.push(walk_cost(&mut rig)?);
             idle.push(cpu_share(&mut rig, secs)?);
             let _churn = churn(&port, secs)?;
             busy.push(cpu_share(&mut rig, secs)?);
@@ -512,10 +581,13 @@ fn main() -> Result<()> {
         for _ in 0..runs {
             large.push(cycle_cost(&mut rig, true)?);
             large_partial.push(cycle_cost(&mut rig, false)?);
+            large_walk.push(walk_cost(&mut rig)?);
         }
     }
     print_cycles("~5k, full dump", &small);
     print_cycles("~30k, full dump", &large);
+    print_walks("~5k", &small_walk);
+    print_walks("~30k", &large_walk);
     print_cycles("~5k, between full dumps", &small_partial);
     print_cycles("~30k, between full dumps", &large_partial);
     print_share("~5k idle", secs, &idle);

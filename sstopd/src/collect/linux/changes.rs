@@ -41,10 +41,26 @@ impl Changes {
         self.primed
     }
 
+    /// A listing of every TCP socket begins (one dump, or a walk over several ticks):
+    /// what is listed from now on counts as present at its end.
+    pub fn begin(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+    }
+
+    /// These known sockets were listed (without usable counters).
+    pub fn seen(&mut self, ids: &[SocketId]) {
+        for id in ids {
+            if let Some(seen) = self.known.get_mut(id) {
+                seen.generation = self.generation;
+            }
+        }
+    }
+
     /// Keep in `sockets` the TCP sockets that are new or changed (and every listener);
     /// other protocols are left alone. `last_change(inode)`: when the socket's owners last
-    /// changed (a counter value, 0 = not lately); `seq`: that counter now. With `complete` (the listing holds every TCP socket), known
-    /// sockets missing from it are forgotten and returned.
+    /// changed (a counter value, 0 = not lately); `seq`: that counter now. With `complete`
+    /// (every TCP socket was listed since [`Changes::begin`]), known sockets not listed
+    /// since are forgotten and returned.
     pub fn filter(
         &mut self,
         sockets: &mut Vec<SocketSample>,
@@ -52,9 +68,6 @@ impl Changes {
         last_change: impl Fn(u64) -> u64,
         seq: u64,
     ) -> Vec<SocketId> {
-        if complete {
-            self.generation = self.generation.wrapping_add(1);
-        }
         self.moved.clear();
         let generation = self.generation;
         sockets.retain(|s| {
@@ -175,6 +188,7 @@ mod tests {
             listener.clone(),
             udp.clone(),
         ];
+        c.begin();
         assert!(c.filter(&mut first, true, no_owner, 1).is_empty());
         assert_eq!(ids(&first), [1, 2, 9, 8]);
         assert!(c.primed());
@@ -187,6 +201,7 @@ mod tests {
             listener.clone(),
             udp.clone(),
         ];
+        c.begin();
         assert!(c.filter(&mut next, true, no_owner, 1).is_empty());
         assert_eq!(ids(&next), [2, 3, 9, 8]);
         assert_eq!(c.moved().len(), 1, "socket 2's bytes moved; 3 is new");
@@ -207,15 +222,44 @@ mod tests {
         // Complete, without socket 3 (destroyed).
         c.closed(3);
         handed.retain(|s| s.id != 3);
+        c.begin();
         assert!(
             c.filter(&mut handed, true, owners, 5).is_empty(),
             "3 was closed, not gone"
         );
         assert_eq!(ids(&handed), [2, 9]);
         let mut last = vec![tcp(2, 11, Established)];
+        c.begin();
         let mut gone = c.filter(&mut last, true, owners, 5);
         gone.sort_unstable();
         assert_eq!(gone, [1, 9]);
         assert!(last.is_empty(), "2 unchanged since the last listing");
+    }
+
+    #[test]
+    fn a_listing_spread_over_ticks_names_only_the_sockets_none_of_its_parts_listed() {
+        use TcpState::{Established, SynSent};
+        let mut c = Changes::default();
+        let no_owner = |_| 0;
+        c.begin();
+        let mut all: Vec<SocketSample> = (1..=5).map(|id| tcp(id, 10, Established)).collect();
+        assert!(c.filter(&mut all, true, no_owner, 1).is_empty());
+
+        // A re-sync walk over three ticks: 1 in the first slice, 2 only as a stale entry
+        // (present, counters unknown), 3 by a lookup (it moved), 6 is born and looked up
+        // mid-walk; 4 and 5 are never listed (closed without a destroy event).
+        c.begin();
+        let mut t1 = vec![tcp(1, 10, Established)];
+        assert!(c.filter(&mut t1, false, no_owner, 1).is_empty());
+        assert!(t1.is_empty(), "unchanged");
+        c.seen(&[2]);
+        let mut t2 = vec![tcp(3, 12, Established), tcp(6, 0, SynSent)];
+        assert!(c.filter(&mut t2, false, no_owner, 1).is_empty());
+        assert_eq!(ids(&t2), [3, 6]);
+        let mut t3 = vec![];
+        let mut gone = c.filter(&mut t3, true, no_owner, 1);
+        gone.sort_unstable();
+        assert_eq!(gone, [4, 5]);
+        assert!(c.is_known(2) && c.is_known(6) && !c.is_known(4));
     }
 }

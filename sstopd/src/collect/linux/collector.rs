@@ -23,7 +23,7 @@ use super::netlink::Tuple;
 use super::packet::{Keep, PacketCounter};
 use super::procmap::{ProcMap, Wanted, pid};
 use crate::collect::{
-    ClosedSocket, CollectError, Collector, ProcKey, ProcessInfo, Sample, SocketSample,
+    ClosedSocket, CollectError, Collector, ProcKey, ProcessInfo, Sample, SocketId, SocketSample,
 };
 use crate::fasthash::FastSet;
 
@@ -47,6 +47,9 @@ pub const FULL_DUMP_EVERY: Duration = Duration::from_secs(30);
 /// late, up to this; a dump that finds missed bytes (NAT, IPsec: segments the tap sees
 /// under other addresses) brings the interval back to [`FULL_DUMP_EVERY`].
 pub const FULL_DUMP_MAX: Duration = Duration::from_secs(120);
+/// Sockets a re-sync walk reads per tick (about 8 ms of kernel work here): a host with
+/// 30k connections re-syncs over four ticks instead of stalling one for 50 ms.
+pub const WALK_SLICE: usize = 8192;
 /// More active tuples than this: one dump is cheaper than that many lookups.
 const MAX_LOOKUPS: usize = 4096;
 
@@ -67,15 +70,20 @@ pub struct ConnectRecord {
 pub trait Kernel: Send + 'static {
     /// Every TCP and UDP socket, v4 and v6, owners empty, `sent/received` = payload bytes.
     fn dump(&mut self, notes: &mut Vec<Note>) -> Result<Vec<SocketSample>, CollectError>;
-    /// Like [`Kernel::dump`], but TCP only for listeners and the sockets of these
-    /// (local, remote) tuples; `None` when this kernel cannot look sockets up (the caller
-    /// then dumps).
+    /// Like [`Kernel::dump`], but TCP only for listeners, the sockets of these
+    /// (local, remote) tuples and a slice of a walk begun by [`Kernel::begin_walk`];
+    /// `None` when this kernel cannot look sockets up (the caller then dumps).
     fn refresh(
         &mut self,
         _tuples: &[Tuple],
         _notes: &mut Vec<Note>,
-    ) -> Option<Result<Vec<SocketSample>, CollectError>> {
+    ) -> Option<Result<Refreshed, CollectError>> {
         None
+    }
+    /// Begin a walk over every TCP socket, about `slice` sockets read per
+    /// [`Kernel::refresh`]; false when this kernel cannot (the caller dumps at once).
+    fn begin_walk(&mut self, _slice: usize) -> bool {
+        false
     }
     /// Sockets destroyed since the last call, final counters, owners empty.
     fn drain_closed(&mut self, notes: &mut Vec<Note>) -> Vec<ClosedSocket>;
@@ -83,6 +91,28 @@ pub trait Kernel: Send + 'static {
     fn drain_connects(&mut self, notes: &mut Vec<Note>) -> Vec<ConnectRecord>;
     /// Closed sockets' final bytes are reported.
     fn reports_closed(&self) -> bool;
+}
+
+/// What a [`Kernel::refresh`] listed.
+#[derive(Debug, Default)]
+pub struct Refreshed {
+    pub sockets: Vec<SocketSample>,
+    /// Sockets the walk slice listed with counters a tick old (re-read into `sockets`
+    /// where a lookup could): they exist, whatever their counters.
+    pub walked: Vec<SocketId>,
+    /// The walk ended in this refresh: with the refreshes since it began, every TCP
+    /// socket that lived through it was listed.
+    pub walk_done: bool,
+}
+
+/// A re-sync under way: a walk over several ticks, or one full dump.
+struct Resync {
+    /// What the tap marked since it began (`None`: no marks to judge by).
+    marks: Option<FastSet<(SocketAddr, SocketAddr)>>,
+    /// Known sockets whose bytes moved unmarked.
+    missed: usize,
+    /// The owner map's change counter when it began.
+    owners_from: u64,
 }
 
 pub struct LinuxCollector {
@@ -112,15 +142,24 @@ pub struct LinuxCollector {
     last_tuples: Vec<Tuple>,
     /// Current interval between full dumps (see [`FULL_DUMP_MAX`]).
     full_every: Duration,
+    resync: Option<Resync>,
+    /// A walk is under way (the resync's listings come a slice per tick).
+    walking: bool,
+    walk_slice: usize,
+    /// The next tick starts a re-sync whenever the last one was.
+    resync_soon: bool,
+    /// Ticks that read a walk slice; re-syncs completed.
+    walk_ticks: u64,
+    resyncs: u64,
 }
 
 /// One tick's TCP listing.
 struct Listing {
     sockets: Vec<SocketSample>,
-    /// Every TCP socket (a full dump), not only listeners and marked ones.
+    /// Sockets known to exist without their counters (see [`Refreshed::walked`]).
+    walked: Vec<SocketId>,
+    /// A re-sync ended: with the listings since it began, every TCP socket was listed.
     full: bool,
-    /// A scheduled full dump's activity marks, to judge whether they missed anything.
-    marks: Option<FastSet<(SocketAddr, SocketAddr)>>,
 }
 
 impl LinuxCollector {
@@ -157,6 +196,12 @@ impl LinuxCollector {
             lookup_ticks: 0,
             last_tuples: Vec::new(),
             full_every: FULL_DUMP_EVERY,
+            resync: None,
+            walking: false,
+            walk_slice: WALK_SLICE,
+            resync_soon: false,
+            walk_ticks: 0,
+            resyncs: 0,
         }
     }
 
@@ -169,6 +214,27 @@ impl LinuxCollector {
     /// Make the next [`Collector::collect`] dump every socket (benchmarks, tests).
     pub fn resync(&mut self) {
         self.last_full = None;
+    }
+
+    /// Make the next [`Collector::collect`] begin a scheduled re-sync (a walk where the
+    /// kernel allows), as if its interval had passed (benchmarks, tests).
+    pub fn resync_soon(&mut self) {
+        self.resync_soon = true;
+    }
+
+    /// Sockets a re-sync walk reads per tick (benchmarks, tests; default [`WALK_SLICE`]).
+    pub fn set_walk_slice(&mut self, sockets: usize) {
+        self.walk_slice = sockets.max(1);
+    }
+
+    /// Ticks so far that read a slice of a re-sync walk.
+    pub fn walk_ticks(&self) -> u64 {
+        self.walk_ticks
+    }
+
+    /// Re-syncs (full dumps or walks) completed so far.
+    pub fn resyncs(&self) -> u64 {
+        self.resyncs
     }
 
     /// Count captured bytes into the sockets (see [`PacketCounter`]).
@@ -257,8 +323,8 @@ impl LinuxCollector {
         key
     }
 
-    /// Step 2: a full dump when one is due or activity is unknown, else listeners, UDP
-    /// and the TCP sockets a segment arrived for.
+    /// Step 2: listeners, UDP and the TCP sockets a segment arrived for, plus a slice of
+    /// a re-sync walk while one runs; a full dump when activity is unknown.
     fn list_sockets(
         &mut self,
         now: Duration,
@@ -268,50 +334,94 @@ impl LinuxCollector {
         // Last tick's tuples are read once more: a segment tapped just before the hand-off
         // may still have sat in its socket's backlog when that tick read the socket.
         let previous = std::mem::take(&mut self.last_tuples);
-        let due = self
-            .last_full
-            .is_none_or(|t| now.saturating_sub(t) >= self.full_every);
-        match active {
-            Some(fresh) if !due && fresh.len() <= MAX_LOOKUPS => {
-                let lookups: FastSet<Tuple> = fresh.iter().chain(&previous).copied().collect();
-                let lookups: Vec<Tuple> = lookups.into_iter().collect();
-                if let Some(listed) = self.kernel.refresh(&lookups, notes) {
-                    self.lookup_ticks += 1;
-                    self.last_tuples = fresh;
-                    return Ok(Listing {
-                        sockets: listed?,
-                        full: false,
-                        marks: None,
-                    });
-                }
-                self.full_dump(now, None, notes)
+        let Some(fresh) = active.filter(|f| f.len() <= MAX_LOOKUPS && self.last_full.is_some())
+        else {
+            self.resync = None;
+            return self.full_dump(now, notes);
+        };
+        let due = self.resync.is_none()
+            && (std::mem::take(&mut self.resync_soon)
+                || self
+                    .last_full
+                    .is_none_or(|t| now.saturating_sub(t) >= self.full_every));
+        let marked = fresh.iter().chain(&previous).map(|t| (t.local, t.remote));
+        if due {
+            // A scheduled re-sync with marks at hand can tell whether they missed anything.
+            self.start_resync(Some(marked.collect()));
+            if !self.kernel.begin_walk(self.walk_slice) {
+                return self.full_dump(now, notes);
             }
-            // A scheduled dump with marks at hand can tell whether the marks missed anything.
-            Some(fresh) if due && self.last_full.is_some() => {
-                let marks = fresh
-                    .iter()
-                    .chain(&previous)
-                    .map(|t| (t.local, t.remote))
-                    .collect();
-                self.full_dump(now, Some(marks), notes)
-            }
-            _ => self.full_dump(now, None, notes),
+            self.walking = true;
+        } else if let Some(marks) = self.resync.as_mut().and_then(|r| r.marks.as_mut()) {
+            marks.extend(marked);
         }
+        let lookups: FastSet<Tuple> = fresh.iter().chain(&previous).copied().collect();
+        let lookups: Vec<Tuple> = lookups.into_iter().collect();
+        let Some(listed) = self.kernel.refresh(&lookups, notes) else {
+            return self.full_dump(now, notes);
+        };
+        let Refreshed {
+            sockets,
+            walked,
+            walk_done,
+        } = listed?;
+        self.lookup_ticks += 1;
+        self.last_tuples = fresh;
+        if self.walking {
+            self.walk_ticks += 1;
+        }
+        if walk_done {
+            self.walking = false;
+            self.last_full = Some(now);
+        }
+        Ok(Listing {
+            sockets,
+            walked,
+            full: walk_done,
+        })
     }
 
-    fn full_dump(
-        &mut self,
-        now: Duration,
-        marks: Option<FastSet<(SocketAddr, SocketAddr)>>,
-        notes: &mut Vec<Note>,
-    ) -> Result<Listing, CollectError> {
+    /// Every TCP socket in one dump: ends a re-sync under way, or is one by itself.
+    fn full_dump(&mut self, now: Duration, notes: &mut Vec<Note>) -> Result<Listing, CollectError> {
+        if self.resync.is_none() {
+            self.start_resync(None);
+        }
+        self.walking = false;
         let sockets = self.kernel.dump(notes)?;
         self.last_full = Some(now);
         Ok(Listing {
             sockets,
+            walked: Vec::new(),
             full: true,
-            marks,
         })
+    }
+
+    fn start_resync(&mut self, marks: Option<FastSet<(SocketAddr, SocketAddr)>>) {
+        self.changes.begin();
+        self.resync = Some(Resync {
+            marks,
+            missed: 0,
+            owners_from: self.procmap.change_seq(),
+        });
+    }
+
+    /// After a listing went through [`Changes::filter`]: count what the marks missed and,
+    /// when the listing ended a re-sync, set the next one's interval.
+    fn judge_resync(&mut self, full: bool) {
+        if let Some(r) = self.resync.as_mut()
+            && let Some(marks) = &r.marks
+        {
+            r.missed += unmarked(marks, self.changes.moved());
+        }
+        if !full {
+            return;
+        }
+        if let Some(r) = self.resync.take() {
+            self.resyncs += 1;
+            // Every known socket was compared since it began: older owner changes are consumed.
+            self.procmap.clear_changed_before(r.owners_from);
+            self.full_every = next_full_every(self.full_every, r.marks.map(|_| r.missed));
+        }
     }
 
     /// Steps 3–4: owners from /proc, else from the second sources.
@@ -406,25 +516,27 @@ impl LinuxCollector {
     }
 }
 
-/// The interval to the next full dump, after one that found `moved` (known sockets whose
-/// bytes moved) with `marks` (what the tap marked; `None`: no marks to judge by).
-fn next_full_every(
-    current: Duration,
-    marks: Option<&FastSet<(SocketAddr, SocketAddr)>>,
+/// Known sockets whose bytes moved (`moved`) with no activity mark (`marks`).
+fn unmarked(
+    marks: &FastSet<(SocketAddr, SocketAddr)>,
     moved: &[(SocketAddr, Option<SocketAddr>)],
-) -> Duration {
-    let Some(marks) = marks else {
-        return FULL_DUMP_EVERY;
-    };
-    let missed = moved
+) -> usize {
+    moved
         .iter()
         .filter(|(local, remote)| remote.is_none_or(|r| !marks.contains(&(*local, r))))
-        .count();
-    if missed == 0 {
-        (current * 2).min(FULL_DUMP_MAX)
-    } else {
-        tracing::debug!("{missed} sockets moved unmarked: full dumps every {FULL_DUMP_EVERY:?}");
-        FULL_DUMP_EVERY
+        .count()
+}
+
+/// The interval to the next re-sync, after one that found `missed` sockets whose bytes
+/// the marks missed (`None`: no marks to judge by).
+fn next_full_every(current: Duration, missed: Option<usize>) -> Duration {
+    match missed {
+        Some(0) => (current * 2).min(FULL_DUMP_MAX),
+        Some(missed) => {
+            tracing::debug!("{missed} sockets moved unmarked: re-sync every {FULL_DUMP_EVERY:?}");
+            FULL_DUMP_EVERY
+        }
+        None => FULL_DUMP_EVERY,
     }
 }
 
@@ -470,13 +582,15 @@ impl Collector for LinuxCollector {
         // 2. Every socket (or only those that may have changed), 3.–4. with its owners.
         let Listing {
             mut sockets,
+            walked,
             full,
-            marks,
         } = match self.list_sockets(now, &mut notes) {
             Ok(listed) => listed,
             Err(e) => {
                 // This tick's activity marks are spent: the next tick must read everything.
                 self.last_full = None;
+                self.resync = None;
+                self.walking = false;
                 return Err(e);
             }
         };
@@ -493,6 +607,7 @@ impl Collector for LinuxCollector {
         // Counters are all in: TCP sockets that did not change since they were last
         // passed on stop here (after the first listing, every TCP listing is partial).
         let tcp_partial = self.changes.primed();
+        self.changes.seen(&walked);
         let procmap = &self.procmap;
         let tcp_gone = self.changes.filter(
             &mut sockets,
@@ -500,12 +615,7 @@ impl Collector for LinuxCollector {
             |inode| procmap.last_change(inode),
             procmap.change_seq(),
         );
-        if full {
-            // Every known socket was just compared: older owner changes are consumed.
-            self.procmap.clear_changed();
-            self.full_every =
-                next_full_every(self.full_every, marks.as_ref(), self.changes.moved());
-        }
+        self.judge_resync(full);
         self.fill_owners(&mut sockets, hint_pids, now);
         self.changes
             .owners_settled(sockets.iter().map(|s| s.id), self.procmap.change_seq());

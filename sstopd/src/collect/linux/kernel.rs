@@ -5,9 +5,11 @@ use std::net::SocketAddr;
 
 use proto::{Note, Proto, TcpState};
 
-use super::collector::{ConnectRecord, Kernel};
+use super::collector::{ConnectRecord, Kernel, Refreshed};
 use super::destroy::DestroyWatcher;
-use super::netlink::{DiagSocket, Family, NetlinkError, SockDiag, Tuple, infer_roles};
+use super::netlink::{
+    DiagSocket, Family, NetlinkError, Slice, SockDiag, TcpWalk, Tuple, infer_roles,
+};
 use super::tracepoint::{ConnectEvent, ConnectTracer};
 use crate::collect::{ClosedSocket, CollectError, SocketSample};
 
@@ -28,6 +30,11 @@ pub struct NetlinkKernel {
     tcp_both: bool,
     /// Exact-tuple lookups work (until the kernel refuses one).
     lookups: bool,
+    /// The re-sync walk's own socket, opened on first use (`None` after it failed).
+    walk: Option<TcpWalk>,
+    /// Sockets the walk reads per refresh.
+    walk_slice: usize,
+    walk_failed: bool,
     /// The "no byte counters" warning of the latest full listing, repeated by refreshes.
     unmeasured: Option<Note>,
     lost_reported: u64,
@@ -57,6 +64,9 @@ impl NetlinkKernel {
             udp_missing: false,
             tcp_both: true,
             lookups: true,
+            walk: None,
+            walk_slice: 0,
+            walk_failed: false,
             unmeasured: None,
             lost_reported: 0,
         })
@@ -208,6 +218,10 @@ impl NetlinkKernel {
 
 impl Kernel for NetlinkKernel {
     fn dump(&mut self, notes: &mut Vec<Note>) -> Result<Vec<SocketSample>, CollectError> {
+        // A full dump supersedes a walk under way.
+        if let Some(walk) = self.walk.as_mut() {
+            walk.abandon();
+        }
         let tcp = self.dump_tcp()?;
         let sockets = self.with_udp(tcp)?;
         // A tcp_info too short for the byte counters (B11: kernels before 4.x) leaves
@@ -230,12 +244,33 @@ impl Kernel for NetlinkKernel {
         &mut self,
         tuples: &[Tuple],
         notes: &mut Vec<Note>,
-    ) -> Option<Result<Vec<SocketSample>, CollectError>> {
+    ) -> Option<Result<Refreshed, CollectError>> {
         if !self.lookups {
             return None;
         }
+        // A walk slice first: its stale sockets are looked up with the marked ones.
+        let slice = match self.walk.as_mut().filter(|w| w.running()) {
+            Some(w) => match w.step(self.walk_slice) {
+                Ok(slice) => Some(slice),
+                Err(e) => {
+                    tracing::debug!("re-sync walk failed ({e}): dumping instead");
+                    return None;
+                }
+            },
+            None => None,
+        };
+        let walking = slice.is_some();
+        let Slice { fresh, stale, done } = slice.unwrap_or_default();
+        let mut lookups = tuples.to_vec();
+        lookups.extend(stale.iter().filter_map(|d| {
+            Some(Tuple {
+                local: d.local,
+                remote: d.remote?,
+                ifindex: d.ifindex,
+            })
+        }));
         let looked_up = self.dump_listeners().and_then(|mut tcp| {
-            tcp.extend(self.diag.lookup_tcp(tuples)?);
+            tcp.extend(self.diag.lookup_tcp(&lookups)?);
             Ok(tcp)
         });
         let mut tcp = match looked_up {
@@ -257,13 +292,46 @@ impl Kernel for NetlinkKernel {
                 return None;
             }
         };
-        // A tuple nobody holds may answer with its port's listener, listed already.
+        // A tuple nobody holds may answer with its port's listener, listed already; a
+        // socket both looked up and walked keeps its lookup.
+        tcp.extend(fresh);
         let mut seen = std::collections::HashSet::with_capacity(tcp.len());
         tcp.retain(|d| seen.insert(d.cookie));
         infer_roles(&mut tcp);
         let sockets = self.with_udp(tcp);
         self.push_notes(notes);
-        Some(sockets)
+        Some(sockets.map(|sockets| Refreshed {
+            sockets,
+            walked: stale.iter().map(|d| d.cookie).collect(),
+            walk_done: walking && done,
+        }))
+    }
+
+    fn begin_walk(&mut self, slice: usize) -> bool {
+        self.walk_slice = slice;
+        if !self.lookups || !self.tcp_both || self.walk_failed {
+            return false;
+        }
+        if self.walk.is_none() {
+            match TcpWalk::open() {
+                Ok(w) => self.walk = Some(w),
+                Err(e) => {
+                    tracing::info!("re-sync walk unavailable ({e}): full dumps at once");
+                    self.walk_failed = true;
+                    return false;
+                }
+            }
+        }
+        let Some(walk) = self.walk.as_mut() else {
+            return false;
+        };
+        match walk.begin() {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!("re-sync walk refused ({e}): dumping at once");
+                false
+            }
+        }
     }
 
     fn drain_closed(&mut self, notes: &mut Vec<Note>) -> Vec<ClosedSocket> {

@@ -7,6 +7,7 @@
 mod dump;
 mod payload;
 mod tcpinfo;
+mod walk;
 pub(crate) mod wire;
 
 #[cfg(test)]
@@ -30,6 +31,7 @@ use thiserror::Error;
 
 pub use dump::{DumpOutcome, DumpReader, Progress, infer_roles};
 pub use tcpinfo::{TcpCounters, parse_tcp_info};
+pub use walk::{Slice, TcpWalk};
 
 /// Lookups sent in one datagram; their answers (≈ 300 B each) fit the receive buffer.
 const LOOKUP_BATCH: usize = 128;
@@ -72,6 +74,8 @@ pub struct DiagSocket {
     pub state: Option<TcpState>,
     pub uid: u32,
     pub inode: u64,
+    /// The device the socket is bound to (0: none): what a lookup of it must name.
+    pub ifindex: u32,
     /// Raw kernel values as read (`None` = not present in this tcp_info).
     pub counters: TcpCounters,
     /// TCP role: `Some(true)` accepted from a listener, `Some(false)` connected out,

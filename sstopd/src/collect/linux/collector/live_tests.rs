@@ -121,3 +121,71 @@ fn between_full_dumps_only_sockets_with_arriving_segments_are_read_and_bytes_sta
     let s_bytes = bytes_of(&rig.agg, s);
     assert!(s_bytes.is_none_or(|b| b == (7_890, 123_456)), "{s_bytes:?}");
 }
+
+#[test]
+fn a_resync_walk_spread_over_ticks_keeps_idle_sockets_and_exact_bytes() {
+    let mut rig = Rig {
+        collector: LinuxCollector::open().unwrap(),
+        agg: Aggregator::new(CollectorMode::Netlink),
+        t0: Instant::now(),
+    };
+    assert!(rig.collector.caps().packet_bytes, "needs AF_PACKET (root)");
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let to = listener.local_addr().unwrap();
+    // 300 idle pairs: 600 sockets, several datagrams of the walk.
+    let idle: Vec<(TcpStream, TcpStream)> = (0..300)
+        .map(|_| {
+            let client = TcpStream::connect(to).unwrap();
+            (client, listener.accept().unwrap().0)
+        })
+        .collect();
+    let ends = |(c, s): &(TcpStream, TcpStream)| {
+        let (ca, sa) = (c.local_addr().unwrap(), s.local_addr().unwrap());
+        [(ca, sa), (sa, ca)]
+    };
+    let idle_ends: Vec<(SocketAddr, SocketAddr)> = idle.iter().flat_map(ends).collect();
+    let mut client = TcpStream::connect(to).unwrap();
+    let (mut server, _) = listener.accept().unwrap();
+    let busy = (client.local_addr().unwrap(), server.local_addr().unwrap());
+
+    rig.until(
+        "every socket counted and the idle ones left out",
+        |smp, agg| {
+            idle_ends.iter().all(|e| !listed(smp, *e))
+                && idle_ends.iter().all(|e| bytes_of(agg, *e) == Some((0, 0)))
+        },
+    );
+
+    // A re-sync walk of about 50 sockets a tick, while bytes move on the busy pair.
+    rig.collector.set_walk_slice(50);
+    rig.collector.resync_soon();
+    let (walks, resyncs) = (rig.collector.walk_ticks(), rig.collector.resyncs());
+    let mut sent = 0u64;
+    let mut chunk = vec![0u8; 10_000];
+    for round in 0..100 {
+        client.write_all(&chunk).unwrap();
+        server.read_exact(&mut chunk).unwrap();
+        sent += chunk.len() as u64;
+        let sample = rig.tick();
+        assert!(
+            sample.tcp_gone.is_empty() || rig.collector.resyncs() > resyncs,
+            "nothing is gone before the walk ends (round {round})"
+        );
+        if rig.collector.resyncs() > resyncs {
+            break;
+        }
+    }
+    assert!(rig.collector.resyncs() > resyncs, "the walk never ended");
+    let slices = rig.collector.walk_ticks() - walks;
+    assert!(
+        slices >= 3,
+        "the walk took {slices} ticks, expected several"
+    );
+    // Nothing was taken for gone, and the busy pair's bytes are exact.
+    for end in &idle_ends {
+        assert_eq!(bytes_of(&rig.agg, *end), Some((0, 0)), "{end:?} lost");
+    }
+    rig.until("exact bytes on the busy pair", |_, agg| {
+        bytes_of(agg, busy) == Some((sent, 0))
+    });
+}

@@ -310,6 +310,7 @@ fn sock(state: TcpState, passive: Option<bool>, counters: TcpCounters) -> DiagSo
         state: Some(state),
         uid: 0,
         inode: 0,
+        ifindex: 0,
         counters,
         passive,
     }

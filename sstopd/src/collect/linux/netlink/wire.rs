@@ -135,6 +135,7 @@ pub fn parse_diag_msg(payload: &[u8], proto: Proto) -> Result<DiagSocket, Netlin
     let dport = u16::from_be_bytes([payload[6], payload[7]]);
     let src = addr(family, &payload[8..24]);
     let dst = addr(family, &payload[24..40]);
+    let ifindex = u32_at(payload, 40);
     let cookie = u64::from(u32_at(payload, 44)) | u64::from(u32_at(payload, 48)) << 32;
     let uid = u32_at(payload, 64);
     let inode = u64::from(u32_at(payload, 68));
@@ -154,6 +155,7 @@ pub fn parse_diag_msg(payload: &[u8], proto: Proto) -> Result<DiagSocket, Netlin
         state,
         uid,
         inode,
+        ifindex,
         counters,
         passive: None,
     })

@@ -122,9 +122,13 @@ impl ProcMap {
         self.change_seq
     }
 
-    /// Forget which inodes changed (every socket has been compared since).
-    pub fn clear_changed(&mut self) {
-        self.changed = FastMap::default();
+    /// Forget owner changes up to `seq` (every socket has been compared since).
+    pub fn clear_changed_before(&mut self, seq: u64) {
+        self.changed.retain(|_, at| *at > seq);
+        if self.changed.is_empty() {
+            // Give the memory back after a burst of changes.
+            self.changed = FastMap::default();
+        }
     }
 
     fn mark_changed(&mut self, inode: u64) {
