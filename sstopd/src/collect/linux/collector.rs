@@ -36,15 +36,15 @@ const MAX_NAMED: usize = 65_536;
 /// read at each drain, but a connect is held back until an event names its local port).
 const UNNAMED_WAIT: u32 = 3;
 
-/// Every TCP socket is dumped at least this often; in between, only listeners and the
-/// sockets the capture saw a segment arrive for are looked up: an idle socket's counters
-/// cannot move, and walking the kernel's whole established hash each second cost more
-/// than everything else a cycle does. The dump re-syncs what segments cannot show: a
-/// socket unhashed by a reset while its fd stays open, traffic the tap sees only
-/// encrypted (IPsec transport mode).
+/// Every TCP socket is re-read (a re-sync) at least this often; in between, only
+/// listeners and the sockets the capture saw a segment arrive for are looked up: an idle
+/// socket's counters cannot move, and walking the kernel's whole established hash each
+/// second cost more than everything else a cycle does. The re-sync catches what segments
+/// cannot show: a socket unhashed by a reset while its fd stays open, traffic the tap
+/// sees only encrypted (IPsec transport mode) or under other addresses (NAT).
 pub const FULL_DUMP_EVERY: Duration = Duration::from_secs(30);
-/// While full dumps find nothing the activity marks missed, the next one comes twice as
-/// late, up to this; a dump that finds missed bytes (NAT, IPsec: segments the tap sees
+/// While re-syncs find nothing the activity marks missed, the next one comes twice as
+/// late, up to this; one that finds missed bytes (NAT, IPsec: segments the tap sees
 /// under other addresses) brings the interval back to [`FULL_DUMP_EVERY`].
 pub const FULL_DUMP_MAX: Duration = Duration::from_secs(120);
 /// Sockets a re-sync walk reads per tick (about 8 ms of kernel work here): a host with
@@ -109,8 +109,8 @@ pub struct Refreshed {
 struct Resync {
     /// What the tap marked since it began (`None`: no marks to judge by).
     marks: Option<FastSet<(SocketAddr, SocketAddr)>>,
-    /// Known sockets whose bytes moved unmarked.
-    missed: usize,
+    /// Known sockets whose bytes moved with no mark so far.
+    unmarked: Vec<(SocketAddr, Option<SocketAddr>)>,
     /// The owner map's change counter when it began.
     owners_from: u64,
 }
@@ -132,7 +132,7 @@ pub struct LinuxCollector {
     epoch: Instant,
     /// AF_PACKET counting of UDP/ICMP/raw bytes (and TCP in the fallback).
     packet: Option<PacketCounter>,
-    /// When every TCP socket was last dumped.
+    /// When the last re-sync (every TCP socket read) ended.
     last_full: Option<Duration>,
     /// TCP sockets as last passed on, so unchanged ones stop here.
     changes: Changes,
@@ -143,10 +143,13 @@ pub struct LinuxCollector {
     /// Current interval between full dumps (see [`FULL_DUMP_MAX`]).
     full_every: Duration,
     resync: Option<Resync>,
-    /// A walk is under way (the resync's listings come a slice per tick).
+    /// A finished re-sync's unmarked sockets, judged once the next tick's marks are in
+    /// (a segment that arrived after the capture's hand-off is marked a tick late).
+    verdict: Option<Vec<(SocketAddr, Option<SocketAddr>)>>,
+    /// A walk is under way (the re-sync's listings come a slice per tick).
     walking: bool,
     walk_slice: usize,
-    /// The next tick starts a re-sync whenever the last one was.
+    /// The next tick begins a re-sync, however recent the last one.
     resync_soon: bool,
     /// Ticks that read a walk slice; re-syncs completed.
     walk_ticks: u64,
@@ -197,6 +200,7 @@ impl LinuxCollector {
             last_tuples: Vec::new(),
             full_every: FULL_DUMP_EVERY,
             resync: None,
+            verdict: None,
             walking: false,
             walk_slice: WALK_SLICE,
             resync_soon: false,
@@ -334,6 +338,15 @@ impl LinuxCollector {
         // Last tick's tuples are read once more: a segment tapped just before the hand-off
         // may still have sat in its socket's backlog when that tick read the socket.
         let previous = std::mem::take(&mut self.last_tuples);
+        if let Some(unmarked) = self.verdict.take() {
+            let late = active
+                .iter()
+                .flatten()
+                .map(|t| (t.local, t.remote))
+                .collect();
+            let missed = still_unmarked(&late, &unmarked).len();
+            self.full_every = next_full_every(self.full_every, Some(missed));
+        }
         let Some(fresh) = active.filter(|f| f.len() <= MAX_LOOKUPS && self.last_full.is_some())
         else {
             self.resync = None;
@@ -347,8 +360,9 @@ impl LinuxCollector {
         let marked = fresh.iter().chain(&previous).map(|t| (t.local, t.remote));
         if due {
             // A scheduled re-sync with marks at hand can tell whether they missed anything.
-            self.start_resync(Some(marked.collect()));
-            if !self.kernel.begin_walk(self.walk_slice) {
+            let walk = self.kernel.begin_walk(self.walk_slice);
+            self.start_resync(Some(marked.collect()), walk);
+            if !walk {
                 return self.full_dump(now, notes);
             }
             self.walking = true;
@@ -384,7 +398,10 @@ impl LinuxCollector {
     /// Every TCP socket in one dump: ends a re-sync under way, or is one by itself.
     fn full_dump(&mut self, now: Duration, notes: &mut Vec<Note>) -> Result<Listing, CollectError> {
         if self.resync.is_none() {
-            self.start_resync(None);
+            self.start_resync(None, false);
+        } else if self.walking {
+            // Complete by itself, unlike the walk it replaces: it starts the count afresh.
+            self.changes.begin(false);
         }
         self.walking = false;
         let sockets = self.kernel.dump(notes)?;
@@ -396,22 +413,24 @@ impl LinuxCollector {
         })
     }
 
-    fn start_resync(&mut self, marks: Option<FastSet<(SocketAddr, SocketAddr)>>) {
-        self.changes.begin();
+    fn start_resync(&mut self, marks: Option<FastSet<(SocketAddr, SocketAddr)>>, walk: bool) {
+        self.changes.begin(walk);
         self.resync = Some(Resync {
             marks,
-            missed: 0,
+            unmarked: Vec::new(),
             owners_from: self.procmap.change_seq(),
         });
     }
 
-    /// After a listing went through [`Changes::filter`]: count what the marks missed and,
-    /// when the listing ended a re-sync, set the next one's interval.
+    /// After a listing went through [`Changes::filter`]: note what moved unmarked and,
+    /// when the listing ended a re-sync, leave the verdict on the next interval to the
+    /// next tick (its marks may still explain some).
     fn judge_resync(&mut self, full: bool) {
         if let Some(r) = self.resync.as_mut()
             && let Some(marks) = &r.marks
         {
-            r.missed += unmarked(marks, self.changes.moved());
+            r.unmarked
+                .extend(still_unmarked(marks, self.changes.moved()));
         }
         if !full {
             return;
@@ -420,7 +439,11 @@ impl LinuxCollector {
             self.resyncs += 1;
             // Every known socket was compared since it began: older owner changes are consumed.
             self.procmap.clear_changed_before(r.owners_from);
-            self.full_every = next_full_every(self.full_every, r.marks.map(|_| r.missed));
+            match r.marks {
+                // Marks gathered later in the re-sync explain earlier moves too.
+                Some(marks) => self.verdict = Some(still_unmarked(&marks, &r.unmarked)),
+                None => self.full_every = next_full_every(self.full_every, None),
+            }
         }
     }
 
@@ -516,15 +539,16 @@ impl LinuxCollector {
     }
 }
 
-/// Known sockets whose bytes moved (`moved`) with no activity mark (`marks`).
-fn unmarked(
+/// Of the sockets whose bytes moved (`moved`), those with no activity mark (`marks`).
+fn still_unmarked(
     marks: &FastSet<(SocketAddr, SocketAddr)>,
     moved: &[(SocketAddr, Option<SocketAddr>)],
-) -> usize {
+) -> Vec<(SocketAddr, Option<SocketAddr>)> {
     moved
         .iter()
         .filter(|(local, remote)| remote.is_none_or(|r| !marks.contains(&(*local, r))))
-        .count()
+        .copied()
+        .collect()
 }
 
 /// The interval to the next re-sync, after one that found `missed` sockets whose bytes

@@ -461,3 +461,6 @@ mod tests {
         assert_eq!(out[0].pid, 9);
     }
 }
+
+#[cfg(test)]
+mod live_tests;

@@ -47,9 +47,11 @@ const RING_PAGES: [usize; 3] = [128, 32, 8];
 /// volume and bring the per-tick sample limit (`kernel.perf_event_max_sample_rate`) closer.
 pub const FILTER: &std::ffi::CStr =
     c"protocol == 6 && (newstate == 2 || oldstate == 2 || newstate == 4 || newstate == 9)";
-/// The reader thread's longest sleep when the rings stay below their wake-up mark. Only
-/// bounds how late a stop request is seen: [`ConnectTracer::drain`] reads the rings
-/// first-hand, so connects never wait for this thread.
+/// The reader thread's longest sleep when the rings stay below their wake-up mark.
+/// [`ConnectTracer::drain`] reads the rings first-hand, so connects never wait for this
+/// thread; it reads them at least this often all the same, so a connecting task that
+/// predates the tracer is named from `/proc/<pid>/comm` while it likely still runs, even
+/// at a long collect interval.
 const POLL_MS: libc::c_int = 1000;
 /// Events kept for the collector between drains; beyond this they count as lost.
 const MAX_QUEUED: usize = 1 << 20;
@@ -113,7 +115,8 @@ impl ConnectEvent {
     }
 }
 
-/// perf rings on every CPU for `sock:inet_sock_set_state`, read by a background thread.
+/// perf rings on every CPU for `sock:inet_sock_set_state`, read at each drain and by a
+/// background thread in between.
 pub struct ConnectTracer {
     inbox: Arc<Mutex<Inbox>>,
     stop: Arc<AtomicBool>,
@@ -166,8 +169,7 @@ fn read_rings(mut fds: Vec<libc::pollfd>, inbox: &Mutex<Inbox>, stop: &AtomicBoo
                 fd.fd = -1;
             }
         }
-        // A timeout with every ring below its mark leaves the reading to the next drain.
-        if ready > 0 {
+        if ready >= 0 {
             lock(inbox).pump();
         }
     }

@@ -670,8 +670,35 @@ fn netlink_walk_lists_every_connection_once_across_slices_and_no_listener() {
     walk.begin().unwrap();
     assert!(walk.running());
     let mut slices = Vec::new();
+    // Between the first two slices each pair moves 1,000 bytes: a server end listed
+    // fresh in the second slice shows them, one listed stale (read before) does not.
+    let ports = [to.port(), to6.port()];
+    let received_by_servers = |sockets: &[DiagSocket]| -> Vec<u64> {
+        sockets
+            .iter()
+            .filter(|s| ports.contains(&s.local.port()))
+            .filter(|s| s.remote.is_some_and(|r| ours.contains(&(s.local, r))))
+            .map(|s| s.payload_received().unwrap())
+            .collect()
+    };
     loop {
+        if slices.len() == 1 {
+            for (client, server) in &mut held {
+                transfer(client, server, 1000);
+            }
+        }
         let slice = walk.step(60).unwrap();
+        if slices.len() == 1 {
+            let (stale, fresh) = (
+                received_by_servers(&slice.stale),
+                received_by_servers(&slice.fresh),
+            );
+            assert!(
+                !stale.is_empty() && stale.iter().all(|&n| n == 0),
+                "stale: read before the transfer: {stale:?}"
+            );
+            assert!(fresh.iter().all(|&n| n == 1000), "fresh: {fresh:?}");
+        }
         let done = slice.done;
         slices.push(slice);
         if done {

@@ -73,7 +73,7 @@ pub struct ProcMap {
     denied: bool,
     out_of_fds: bool,
     /// Inode → when (a [`ProcMap::change_seq`] value) its owner list last changed, since
-    /// [`ProcMap::clear_changed`].
+    /// [`ProcMap::clear_changed_before`].
     changed: FastMap<u64, u64>,
     change_seq: u64,
 }
@@ -109,7 +109,7 @@ impl ProcMap {
     }
 
     /// When the owners of `inode` last changed (a fork, an exit, a descriptor passed),
-    /// as a [`ProcMap::change_seq`] value; 0 when not since [`ProcMap::clear_changed`].
+    /// as a [`ProcMap::change_seq`] value; 0 when not since [`ProcMap::clear_changed_before`].
     pub fn last_change(&self, inode: u64) -> u64 {
         if self.changed.is_empty() {
             return 0;
