@@ -23,11 +23,16 @@ struct Seen {
     owners_seen: u64,
     /// The re-sync that last listed it.
     generation: u32,
+    inode: u64,
+    /// (local, remote) when connected: what a lookup of it names.
+    addrs: Option<(SocketAddr, SocketAddr)>,
 }
 
 #[derive(Debug, Default)]
 pub struct Changes {
     known: FastMap<SocketId, Seen>,
+    /// inode → socket, for the known sockets with an inode.
+    by_inode: FastMap<u64, SocketId>,
     /// (local, remote) of known sockets whose byte counters moved, in the last filter.
     moved: Vec<(SocketAddr, Option<SocketAddr>)>,
     generation: u32,
@@ -87,6 +92,8 @@ impl Changes {
                 state: s.state,
                 owners_seen: seq,
                 generation,
+                inode: s.inode,
+                addrs: s.remote.map(|r| (s.local, r)),
             };
             let changed = match self.known.get_mut(&s.id) {
                 Some(seen) => {
@@ -105,6 +112,9 @@ impl Changes {
                 }
                 None => {
                     self.known.insert(s.id, now);
+                    if s.inode != 0 {
+                        self.by_inode.insert(s.inode, s.id);
+                    }
                     true
                 }
             };
@@ -122,7 +132,7 @@ impl Changes {
             .map(|(id, _)| *id)
             .collect();
         for id in &gone {
-            self.known.remove(id);
+            self.forget(*id);
         }
         gone
     }
@@ -150,7 +160,32 @@ impl Changes {
 
     /// A socket was destroyed: never listed again.
     pub fn closed(&mut self, id: SocketId) {
-        self.known.remove(&id);
+        self.forget(id);
+    }
+
+    fn forget(&mut self, id: SocketId) {
+        if let Some(seen) = self.known.remove(&id)
+            && self.by_inode.get(&seen.inode) == Some(&id)
+        {
+            self.by_inode.remove(&seen.inode);
+        }
+    }
+
+    /// (local, remote) of the known connected sockets among `inodes` whose owners changed
+    /// since they were last passed on (`last_change` as for [`Changes::filter`]): an idle
+    /// socket changing hands (a fork, an exit, a descriptor passed) is read again at once,
+    /// not at the next re-sync.
+    pub fn owner_moves(
+        &self,
+        inodes: &[u64],
+        last_change: impl Fn(u64) -> u64,
+    ) -> Vec<(SocketAddr, SocketAddr)> {
+        inodes
+            .iter()
+            .filter_map(|inode| self.known.get(self.by_inode.get(inode)?))
+            .filter(|seen| last_change(seen.inode) > seen.owners_seen)
+            .filter_map(|seen| seen.addrs)
+            .collect()
     }
 }
 
@@ -242,6 +277,44 @@ mod tests {
         gone.sort_unstable();
         assert_eq!(gone, [1, 9]);
         assert!(last.is_empty(), "2 unchanged since the last listing");
+    }
+
+    #[test]
+    fn idle_sockets_whose_owners_changed_are_named_for_a_lookup() {
+        use TcpState::Established;
+        let mut c = Changes::default();
+        c.begin(false);
+        let mut all: Vec<SocketSample> = (1..=3).map(|id| tcp(id, 10, Established)).collect();
+        all.push(SocketSample {
+            remote: None,
+            ..tcp(4, 0, TcpState::Close)
+        });
+        c.filter(&mut all, true, |_| 0, 5);
+        // Owners of 1 (inode 1001) changed after it was passed on (change 7 > 5); 2's
+        // change (3) is older than what was passed on; 4 has no remote to look up by;
+        // 99 is unknown.
+        let last_change = |inode: u64| match inode {
+            1001 => 7,
+            1002 => 3,
+            1004 => 9,
+            _ => 0,
+        };
+        let moves = c.owner_moves(&[1001, 1002, 1004, 99], last_change);
+        assert_eq!(moves, [(all_local(), all_remote())]);
+        // Once passed on again with its new owners, no more.
+        c.owners_settled([1].into_iter(), 7);
+        assert!(c.owner_moves(&[1001], last_change).is_empty());
+        // Closed: forgotten, inode and all.
+        c.closed(1);
+        assert!(c.owner_moves(&[1001], |_| 100).is_empty());
+    }
+
+    fn all_local() -> SocketAddr {
+        "10.0.0.1:40000".parse().unwrap()
+    }
+
+    fn all_remote() -> SocketAddr {
+        "10.0.0.2:443".parse().unwrap()
     }
 
     #[test]

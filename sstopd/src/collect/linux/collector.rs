@@ -369,7 +369,21 @@ impl LinuxCollector {
         } else if let Some(marks) = self.resync.as_mut().and_then(|r| r.marks.as_mut()) {
             marks.extend(marked);
         }
-        let lookups: FastSet<Tuple> = fresh.iter().chain(&previous).copied().collect();
+        let mut lookups: FastSet<Tuple> = fresh.iter().chain(&previous).copied().collect();
+        // Idle sockets that changed hands since last tick: read again so their new owners
+        // show now. No device is named (not kept): a device-bound one waits for a re-sync.
+        let changed_hands = self.procmap.take_recent_changes();
+        let procmap = &self.procmap;
+        lookups.extend(
+            self.changes
+                .owner_moves(&changed_hands, |inode| procmap.last_change(inode))
+                .into_iter()
+                .map(|(local, remote)| Tuple {
+                    local,
+                    remote,
+                    ifindex: 0,
+                }),
+        );
         let lookups: Vec<Tuple> = lookups.into_iter().collect();
         let Some(listed) = self.kernel.refresh(&lookups, notes) else {
             return self.full_dump(now, notes);
@@ -404,6 +418,8 @@ impl LinuxCollector {
             self.changes.begin(false);
         }
         self.walking = false;
+        // Every socket comes with its owners as they are now.
+        self.procmap.take_recent_changes();
         let sockets = self.kernel.dump(notes)?;
         self.last_full = Some(now);
         Ok(Listing {

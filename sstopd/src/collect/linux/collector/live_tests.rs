@@ -189,3 +189,70 @@ fn a_resync_walk_spread_over_ticks_keeps_idle_sockets_and_exact_bytes() {
         bytes_of(agg, busy) == Some((sent, 0))
     });
 }
+
+#[test]
+fn an_idle_socket_changing_hands_shows_its_new_owner_without_waiting_for_a_resync() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let mut rig = Rig {
+        collector: LinuxCollector::open().unwrap(),
+        agg: Aggregator::new(CollectorMode::Netlink),
+        t0: Instant::now(),
+    };
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let to = listener.local_addr().unwrap();
+    // Connects, waits, then forks: the child keeps the socket, the parent exits.
+    let script = format!(
+        "import os, socket, sys, time\n\
+         s = socket.create_connection(('127.0.0.1', {}))\n\
+         print(s.getsockname()[1], flush=True)\n\
+         sys.stdin.readline()\n\
+         if os.fork() == 0:\n\
+         \x20   print(os.getpid(), flush=True)\n\
+         \x20   time.sleep(60)\n\
+         os._exit(0)\n",
+        to.port()
+    );
+    let mut parent = Command::new("python3")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut out = BufReader::new(parent.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let client: SocketAddr = (Ipv4Addr::LOCALHOST, line.trim().parse::<u16>().unwrap()).into();
+    let (_server, _) = listener.accept().unwrap();
+    let owns = |agg: &Aggregator, pid: u32| {
+        agg.detail(pid).is_some_and(|d| {
+            d.connections
+                .iter()
+                .any(|c| c.local == client && c.remote == Some(to))
+        })
+    };
+    let parent_pid = parent.id();
+    rig.until("the connection under its process", |smp, agg| {
+        owns(agg, parent_pid) && !listed(smp, (client, to))
+    });
+
+    let resyncs = rig.collector.resyncs();
+    parent.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    let child: u32 = line.trim().parse().unwrap();
+    parent.wait().unwrap();
+    let moved = (0..100).any(|_| {
+        rig.tick();
+        owns(&rig.agg, child) && !owns(&rig.agg, parent_pid)
+    });
+    // SAFETY: kill(2) on the child this test forked (through python), by its pid.
+    unsafe { libc::kill(child as libc::pid_t, libc::SIGKILL) };
+    assert!(moved, "the socket never moved to the child {child}");
+    assert_eq!(
+        rig.collector.resyncs(),
+        resyncs,
+        "shown by a lookup, not by a re-sync"
+    );
+}

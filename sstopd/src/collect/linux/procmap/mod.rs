@@ -32,6 +32,9 @@ pub const FULL_RESCAN: Duration = Duration::from_secs(60);
 /// full scan (a uid-0 search reads nearly every fd on the host), so no more often than one.
 pub const UID_RESCAN: Duration = Duration::from_secs(10);
 
+/// Owner changes remembered between two [`ProcMap::take_recent_changes`].
+pub const MAX_RECENT: usize = 4096;
+
 #[derive(Debug, Default)]
 struct PidEntry {
     /// Size of `/proc/<pid>/fd` at the last fd scan (fd count, or 0 on older kernels).
@@ -76,6 +79,9 @@ pub struct ProcMap {
     /// [`ProcMap::clear_changed_before`].
     changed: FastMap<u64, u64>,
     change_seq: u64,
+    /// Inodes whose owners changed since [`ProcMap::take_recent_changes`] (bounded: past
+    /// [`MAX_RECENT`], the next re-sync catches the rest).
+    recent: Vec<u64>,
 }
 
 impl ProcMap {
@@ -92,6 +98,7 @@ impl ProcMap {
             out_of_fds: false,
             changed: FastMap::default(),
             change_seq: 0,
+            recent: Vec::new(),
         }
     }
 
@@ -134,6 +141,14 @@ impl ProcMap {
     fn mark_changed(&mut self, inode: u64) {
         self.change_seq += 1;
         self.changed.insert(inode, self.change_seq);
+        if self.recent.len() < MAX_RECENT {
+            self.recent.push(inode);
+        }
+    }
+
+    /// Inodes whose owners changed since the last call (with repeats).
+    pub fn take_recent_changes(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.recent)
     }
 
     /// True when `inode` is mapped or a search for it already failed since the last full scan.
