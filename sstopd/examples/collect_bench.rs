@@ -550,6 +550,7 @@ fn main() -> Result<()> {
             &[cycle_cost(&mut rig, true)?, cycle_cost(&mut rig, true)?],
         );
         print_walks("~30k", &[walk_cost(&mut rig)?, walk_cost(&mut rig)?]);
+        println!("peak RSS: {} KiB", peak_rss_kib());
         return Ok(());
     }
     let (mut small, mut idle, mut busy, mut large) = (vec![], vec![], vec![], vec![]);

@@ -9,15 +9,17 @@
 
 use proto::{Proto, TcpState};
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use crate::collect::{SocketId, SocketSample};
 use crate::fasthash::FastMap;
 
+/// One entry per TCP socket on the host (tens of thousands): kept compact.
 #[derive(Debug, Clone, Copy)]
 struct Seen {
-    sent: Option<u64>,
-    received: Option<u64>,
+    /// Counters as [`counter`] packs them.
+    sent: u64,
+    received: u64,
     state: Option<TcpState>,
     /// The owner map's change counter when the socket was last passed on.
     owners_seen: u64,
@@ -25,7 +27,46 @@ struct Seen {
     generation: u32,
     inode: u64,
     /// (local, remote) when connected: what a lookup of it names.
-    addrs: Option<(SocketAddr, SocketAddr)>,
+    addrs: Option<Endpoints>,
+}
+
+/// A counter that may be missing, in 8 bytes: `u64::MAX` bytes is never reached.
+fn counter(value: Option<u64>) -> u64 {
+    value.unwrap_or(u64::MAX)
+}
+
+/// A connection's (local, remote), packed into 38 bytes instead of 64.
+#[derive(Debug, Clone, Copy)]
+struct Endpoints {
+    ips: [[u8; 16]; 2],
+    ports: [u16; 2],
+    v4: [bool; 2],
+}
+
+impl Endpoints {
+    fn new(local: SocketAddr, remote: SocketAddr) -> Self {
+        let ip = |a: SocketAddr| match a.ip() {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            IpAddr::V6(v6) => v6.octets(),
+        };
+        Endpoints {
+            ips: [ip(local), ip(remote)],
+            ports: [local.port(), remote.port()],
+            v4: [local.is_ipv4(), remote.is_ipv4()],
+        }
+    }
+
+    fn get(&self) -> (SocketAddr, SocketAddr) {
+        let addr = |i: usize| {
+            let v6 = Ipv6Addr::from(self.ips[i]);
+            let ip = match v6.to_ipv4_mapped() {
+                Some(v4) if self.v4[i] => IpAddr::V4(v4),
+                _ => IpAddr::V6(v6),
+            };
+            SocketAddr::new(ip, self.ports[i])
+        };
+        (addr(0), addr(1))
+    }
 }
 
 #[derive(Debug, Default)]
@@ -87,13 +128,13 @@ impl Changes {
                 return true;
             }
             let now = Seen {
-                sent: s.sent,
-                received: s.received,
+                sent: counter(s.sent),
+                received: counter(s.received),
                 state: s.state,
                 owners_seen: seq,
                 generation,
                 inode: s.inode,
-                addrs: s.remote.map(|r| (s.local, r)),
+                addrs: s.remote.map(|r| Endpoints::new(s.local, r)),
             };
             let changed = match self.known.get_mut(&s.id) {
                 Some(seen) => {
@@ -184,7 +225,7 @@ impl Changes {
             .iter()
             .filter_map(|inode| self.known.get(self.by_inode.get(inode)?))
             .filter(|seen| last_change(seen.inode) > seen.owners_seen)
-            .filter_map(|seen| seen.addrs)
+            .filter_map(|seen| Some(seen.addrs?.get()))
             .collect()
     }
 }
@@ -307,6 +348,22 @@ mod tests {
         // Closed: forgotten, inode and all.
         c.closed(1);
         assert!(c.owner_moves(&[1001], |_| 100).is_empty());
+    }
+
+    #[test]
+    fn packed_endpoints_give_back_the_addresses_they_were_made_from() {
+        for (local, remote) in [
+            ("10.0.0.1:40000", "10.0.0.2:443"),
+            ("[fe80::1]:5353", "[2001:db8::2]:53"),
+            // A v6 socket talking to a v4 peer: mapped addresses stay v6.
+            ("[::ffff:127.0.0.1]:1", "[::ffff:10.0.0.2]:65535"),
+            ("0.0.0.0:0", "[::]:0"),
+        ] {
+            let (local, remote) = (local.parse().unwrap(), remote.parse().unwrap());
+            assert_eq!(Endpoints::new(local, remote).get(), (local, remote));
+        }
+        // Why it is packed: one entry per TCP socket on the host.
+        assert!(std::mem::size_of::<Seen>() <= 80);
     }
 
     fn all_local() -> SocketAddr {
