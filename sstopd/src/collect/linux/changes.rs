@@ -141,9 +141,20 @@ impl Changes {
                     if seen.sent != now.sent || seen.received != now.received {
                         self.moved.push((s.local, s.remote));
                     }
+                    // An inode comes with accept() and goes with close() (orphan: 0).
+                    if seen.inode != now.inode {
+                        if self.by_inode.get(&seen.inode) == Some(&s.id) {
+                            self.by_inode.remove(&seen.inode);
+                        }
+                        if now.inode != 0 {
+                            self.by_inode.insert(now.inode, s.id);
+                        }
+                    }
+                    // A new inode is a new holder (accept) or none (close): owners to pass on.
                     let same = seen.sent == now.sent
                         && seen.received == now.received
                         && seen.state == now.state
+                        && seen.inode == now.inode
                         && last_change(s.inode) <= seen.owners_seen;
                     *seen = Seen {
                         owners_seen: if same { seen.owners_seen } else { seq },
@@ -364,6 +375,58 @@ mod tests {
         }
         // Why it is packed: one entry per TCP socket on the host.
         assert!(std::mem::size_of::<Seen>() <= 80);
+    }
+
+    /// A connection the process closes while it lingers (FIN-WAIT, LAST-ACK) is orphaned:
+    /// sock_diag then reports inode 0. Once destroyed, nothing of it may stay behind.
+    #[test]
+    fn an_orphaned_socket_leaves_no_inode_entry_behind() {
+        use TcpState::{Established, FinWait2};
+        let mut c = Changes::default();
+        c.begin(false);
+        for id in 1..=1000u64 {
+            let mut open = vec![tcp(id, 10, Established)];
+            c.filter(&mut open, false, |_| 0, 1);
+            // close(): FIN sent and acked, the socket lingers orphaned (inode 0).
+            let mut orphan = vec![SocketSample {
+                inode: 0,
+                ..tcp(id, 10, FinWait2)
+            }];
+            c.filter(&mut orphan, false, |_| 0, 1);
+            // Its destroy event.
+            c.closed(id);
+        }
+        assert!(c.known.is_empty());
+        assert_eq!(
+            c.by_inode.len(),
+            0,
+            "by_inode leaks one entry per closed connection"
+        );
+    }
+
+    /// A connection first listed in its listener's accept queue has no inode (no file yet);
+    /// accept() gives it one. A later owner change must still be looked up.
+    #[test]
+    fn a_socket_listed_before_accept_is_passed_on_and_found_by_its_inode_after() {
+        use TcpState::Established;
+        let mut c = Changes::default();
+        c.begin(false);
+        let mut queued = vec![SocketSample {
+            inode: 0,
+            ..tcp(1, 10, Established)
+        }];
+        c.filter(&mut queued, true, |_| 0, 1);
+        // accept(): same counters, same state, an inode now: passed on for its owners.
+        let mut accepted = vec![tcp(1, 10, Established)];
+        c.filter(&mut accepted, false, |_| 0, 1);
+        assert_eq!(accepted.len(), 1, "an inode gained is a change");
+        // Its owner forks / exits later (change 7 > 1).
+        let moves = c.owner_moves(&[1001], |_| 7);
+        assert_eq!(
+            moves,
+            [(all_local(), all_remote())],
+            "owner move not looked up"
+        );
     }
 
     fn all_local() -> SocketAddr {
