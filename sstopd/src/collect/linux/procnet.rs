@@ -31,6 +31,8 @@ pub struct Entry {
     pub local: SocketAddr,
     pub remote: SocketAddr,
     pub state: u8,
+    /// `tr`: which timer runs (3: a TIME-WAIT minisocket, whatever `state` says).
+    pub timer: u8,
     pub uid: u32,
     pub inode: u64,
     /// Datagrams the socket dropped (udp/raw/icmp tables only).
@@ -52,8 +54,13 @@ pub fn parse_line(line: &str) -> Option<Entry> {
     let local = parse_endpoint(f.next()?)?;
     let remote = parse_endpoint(f.next()?)?;
     let state = u8::from_str_radix(f.next()?, 16).ok()?;
-    // tx_queue:rx_queue, tr:tm->when, retrnsmt
-    let mut f = f.skip(3);
+    let _queues = f.next()?;
+    let timer = f
+        .next()?
+        .split(':')
+        .next()
+        .and_then(|tr| u8::from_str_radix(tr, 16).ok())?;
+    let _retransmits = f.next()?;
     let uid = f.next()?.parse().ok()?;
     let _timeout = f.next()?;
     let inode = f.next()?.parse().ok()?;
@@ -67,6 +74,7 @@ pub fn parse_line(line: &str) -> Option<Entry> {
         local,
         remote,
         state,
+        timer,
         uid,
         inode,
         drops,
@@ -145,7 +153,12 @@ pub fn to_sample(table: Table, v6: bool, e: &Entry) -> SocketSample {
     let unset = e.remote.port() == 0 && e.remote.ip().is_unspecified();
     let (proto, local, remote, state) = match table {
         Table::Tcp => {
-            let st = TcpState::from_kernel(e.state);
+            // A TIME-WAIT minisocket that replaced an orphan in FIN-WAIT-2 shows that
+            // substate; its timer tells it apart (as in sock_diag replies).
+            let st = match e.timer {
+                3 => TcpState::TimeWait,
+                _ => TcpState::from_kernel(e.state),
+            };
             let remote = (!unset && st != TcpState::Listen).then_some(e.remote);
             (Proto::Tcp, e.local, remote, Some(st))
         }

@@ -111,6 +111,27 @@ fn time_wait_without_inode_gets_a_stable_tuple_id() {
     assert_eq!(a.state, Some(TcpState::TimeWait));
 }
 
+/// Lines read from this kernel: a process closed a connection its peer keeps open (a
+/// TIME-WAIT minisocket showing substate 05, timer 03, no inode), and another process only
+/// shut down writing (a full socket in FIN-WAIT-2, its inode, no timer).
+#[test]
+fn a_fin_wait_2_minisocket_is_time_wait_and_a_half_closed_socket_is_not() {
+    let tw = "   3: 0100007F:A902 0100007F:C6A3 05 00000000:00000000 03:0000175C 00000000     0        0 0 3 000000007239e30f                                      ";
+    let e = parse_line(tw).unwrap();
+    assert_eq!((e.state, e.timer, e.inode), (5, 3, 0));
+    assert_eq!(
+        to_sample(Table::Tcp, false, &e).state,
+        Some(TcpState::TimeWait)
+    );
+    let half = "   5: 0100007F:A906 0100007F:C6A3 05 00000000:00000000 00:00000000 00000000     0        0 1834878 2 00000000cba92504 20 0 0 11 -1                   ";
+    let e = parse_line(half).unwrap();
+    assert_eq!((e.timer, e.inode), (0, 1834878));
+    assert_eq!(
+        to_sample(Table::Tcp, false, &e).state,
+        Some(TcpState::FinWait2)
+    );
+}
+
 #[test]
 fn sctp_endpoints() {
     let text = " ENDPT     SOCK   STY SST HBKT LPORT   UID INODE LADDRS

@@ -256,3 +256,57 @@ fn an_idle_socket_changing_hands_shows_its_new_owner_without_waiting_for_a_resyn
         "shown by a lookup, not by a re-sync"
     );
 }
+
+/// A process that closes a connection its peer keeps open leaves, in the kernel's table, a
+/// TIME-WAIT minisocket reporting FIN-WAIT-2 (`ss`: `timer:(timewait,…) ino:0`): no owner,
+/// no counters, no destroy event to come. Read as a connection it stood as an ownerless one
+/// until re-syncs missed it — thousands on a host whose clients close first.
+#[test]
+fn a_connection_closed_first_leaves_no_ownerless_fin_wait_2_minisocket_behind() {
+    let mut rig = Rig {
+        collector: LinuxCollector::open().unwrap(),
+        agg: Aggregator::new(CollectorMode::Netlink),
+        t0: Instant::now(),
+    };
+    // The first sample is the baseline: what came before it is not counted.
+    rig.tick();
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (mut server, _) = listener.accept().unwrap();
+    let c = (client.local_addr().unwrap(), server.local_addr().unwrap());
+    client.write_all(&[1; 4096]).unwrap();
+    server.read_exact(&mut [0; 4096]).unwrap();
+    rig.until("the client's 4096 bytes", |_, agg| {
+        bytes_of(agg, c) == Some((4096, 0))
+    });
+
+    drop(client);
+    let minisocket = || {
+        let ss = std::process::Command::new("ss")
+            .args([
+                "-tanoH",
+                "state",
+                "fin-wait-2",
+                "sport",
+                "=",
+                &format!(":{}", c.0.port()),
+            ])
+            .output()
+            .expect("ss (iproute2)");
+        String::from_utf8_lossy(&ss.stdout).contains("timewait")
+    };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !minisocket() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(minisocket(), "no FIN-WAIT-2 minisocket to test with");
+    // Its FIN's ACK arrived (a lookup of the tuple finds the minisocket); a re-sync lists
+    // the whole table.
+    rig.collector.resync_soon();
+    for _ in 0..8 {
+        let sample = rig.tick();
+        assert!(!listed(&sample, c), "the minisocket was passed on");
+    }
+    assert!(bytes_of(&rig.agg, c).is_none(), "the connection is gone");
+    drop(server);
+}

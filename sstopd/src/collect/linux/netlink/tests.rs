@@ -27,6 +27,7 @@ fn nlmsg(kind: u16, flags: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
 struct Msg {
     family: u8,
     state: u8,
+    timer: u8,
     local: SocketAddr,
     remote: SocketAddr,
     cookie: u64,
@@ -46,7 +47,7 @@ fn ip16(addr: SocketAddr) -> [u8; 16] {
 
 /// An `inet_diag_msg` as the kernel lays it out, plus an optional INET_DIAG_INFO attribute.
 fn diag_msg(m: &Msg) -> Vec<u8> {
-    let mut p = vec![m.family, m.state, 0, 0];
+    let mut p = vec![m.family, m.state, m.timer, 0];
     p.extend_from_slice(&m.local.port().to_be_bytes());
     p.extend_from_slice(&m.remote.port().to_be_bytes());
     p.extend_from_slice(&ip16(m.local));
@@ -88,6 +89,7 @@ fn tcp_msg(state: u8, local: SocketAddr, remote: SocketAddr, cookie: u64) -> Vec
     diag_msg(&Msg {
         family: 2,
         state,
+        timer: 0,
         local,
         remote,
         cookie,
@@ -154,6 +156,7 @@ fn multi_part_dump_collects_every_datagram_and_ignores_stale_ones() {
     let listen = diag_msg(&Msg {
         family: 2,
         state: 10,
+        timer: 0,
         local: v4([0, 0, 0, 0], 8080),
         remote: v4([0, 0, 0, 0], 0),
         cookie: 0x1_0000_0001,
@@ -212,6 +215,7 @@ fn short_tcp_info_keeps_the_socket() {
         let msg = diag_msg(&Msg {
             family: 2,
             state: 1,
+            timer: 0,
             local: v4([127, 0, 0, 1], 1),
             remote: v4([127, 0, 0, 1], 2),
             cookie: 1,
@@ -232,12 +236,42 @@ fn short_tcp_info_keeps_the_socket() {
     }
 }
 
+/// What `ss -tanoe` shows after a process closes a connection its peer keeps open:
+/// `FIN-WAIT-2 ... timer:(timewait,59sec,0) ino:0` — a minisocket that replaced the
+/// orphan, reporting its substate. Counted as a connection, it piled up as thousands of
+/// ownerless "connections" until a re-sync missed them (no destroy event comes).
+#[test]
+fn a_timewait_minisocket_in_fin_wait_2_is_read_as_time_wait() {
+    let msg = |timer| {
+        diag_msg(&Msg {
+            family: 2,
+            state: 5, // FIN-WAIT-2
+            timer,
+            local: v4([127, 0, 0, 1], 60528),
+            remote: v4([127, 0, 0, 1], 44427),
+            cookie: 0xd4869,
+            uid: 0,
+            inode: 0,
+            info: None,
+        })
+    };
+    let tw = wire::parse_diag_msg(&msg(3), Proto::Tcp).unwrap();
+    assert_eq!(tw.state, Some(TcpState::TimeWait));
+    // A full socket in FIN-WAIT-2 (its owner shut down writing) keeps its state, whatever
+    // timer runs: none, retransmit, keepalive, zero-window probe.
+    for timer in [0, 1, 2, 4] {
+        let full = wire::parse_diag_msg(&msg(timer), Proto::Tcp).unwrap();
+        assert_eq!(full.state, Some(TcpState::FinWait2), "timer {timer}");
+    }
+}
+
 #[test]
 fn v6_udp_unconnected_has_no_remote_and_no_state() {
     let local = SocketAddr::from((Ipv6Addr::LOCALHOST, 5353));
     let msg = diag_msg(&Msg {
         family: 10,
         state: 7,
+        timer: 0,
         local,
         remote: SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
         cookie: 11,
