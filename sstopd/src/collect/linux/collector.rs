@@ -482,8 +482,16 @@ impl LinuxCollector {
         self.attribution.learn_dump(sockets, now);
         for s in sockets.iter_mut() {
             if s.owners.is_empty() && carries_bytes(s) {
-                s.owners = self.attribution.fallback(s.proto, s.local, s.remote);
-                self.attribution.learn_owners(s.id, &s.owners, now);
+                // An orphan (closed, still sending or acking; inode 0) keeps the owners it
+                // was last seen with: the listener's or a connector's would be a guess.
+                s.owners = match self.attribution.by_cookie(s.id) {
+                    Some(owners) if s.inode == 0 => owners.to_vec(),
+                    _ => {
+                        let owners = self.attribution.fallback(s.proto, s.local, s.remote);
+                        self.attribution.learn_owners(s.id, &owners, now);
+                        owners
+                    }
+                };
             }
         }
     }

@@ -41,6 +41,13 @@ pub struct NetlinkKernel {
 }
 
 impl NetlinkKernel {
+    /// Without connect-time tracing, as where CAP_PERFMON or tracefs is missing (tests).
+    pub fn without_tracer(mut self) -> Self {
+        self.tracer = None;
+        self.tracer_error = Some("switched off".into());
+        self
+    }
+
     /// Opens sock_diag and probes a TCP dump (a kernel without inet_diag fails here, so
     /// the caller can pick the fallback); the destroy watcher and the tracer are optional.
     pub fn open() -> Result<Self, CollectError> {

@@ -310,3 +310,98 @@ fn a_connection_closed_first_leaves_no_ownerless_fin_wait_2_minisocket_behind() 
     assert!(bytes_of(&rig.agg, c).is_none(), "the connection is gone");
     drop(server);
 }
+
+/// A process that writes a large reply and closes at once leaves an orphan (no file, inode
+/// 0) that keeps sending the queued bytes for as long as the peer takes to read them. Those
+/// bytes are still that process's: the orphan keeps the owners it was last seen with, not
+/// whatever the listener or connect fallbacks would name. Here they name nothing: the
+/// listener is gone, the orphan is the accepting side, and no tracer saw who closed it (as
+/// on a host without CAP_PERFMON).
+#[test]
+fn an_orphan_still_sending_after_close_keeps_its_owner() {
+    let kernel = super::super::kernel::NetlinkKernel::open()
+        .unwrap()
+        .without_tracer();
+    let mut rig = Rig {
+        collector: LinuxCollector::with_kernel(Box::new(kernel), "/proc", IfaceSource::default())
+            .with_packet(PacketCounter::open(Keep::NonTcp)),
+        agg: Aggregator::new(CollectorMode::Netlink),
+        t0: Instant::now(),
+    };
+    rig.tick();
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (mut server, _) = listener.accept().unwrap();
+    let s = (server.local_addr().unwrap(), client.local_addr().unwrap());
+    drop(listener);
+    // Fill the client's receive queue and the server's send queue, then close.
+    server.set_nonblocking(true).unwrap();
+    let chunk = vec![5u8; 65_536];
+    let mut written = 0usize;
+    loop {
+        match server.write(&chunk) {
+            Ok(n) => written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+    rig.until("the server's end under this process", |_, agg| {
+        bytes_of(agg, s).is_some()
+    });
+    drop(server);
+    // Read slowly: the orphan sends what was queued over several ticks, until its FIN is
+    // acked and the kernel destroys it.
+    let mut read = 0usize;
+    let mut buf = vec![0u8; 65_536];
+    let (mut orphan_ticks, mut closed) = (0, None);
+    while read < written {
+        let n = client.read(&mut buf).unwrap();
+        assert!(n > 0, "EOF after {read} of {written} bytes");
+        read += n;
+        if closed.is_none() && read % (256 * 1024) < n {
+            let sample = rig.tick();
+            let matches = |l: SocketAddr, r: Option<SocketAddr>| l == s.0 && r == Some(s.1);
+            closed = sample
+                .closed
+                .iter()
+                .find(|c| matches(c.local, c.remote))
+                .cloned();
+            if closed.is_none() {
+                assert!(
+                    bytes_of(&rig.agg, s).is_some(),
+                    "the orphan left its process after {read} of {written} bytes"
+                );
+            }
+            if sample
+                .sockets
+                .iter()
+                .any(|x| matches(x.local, x.remote) && x.inode == 0)
+            {
+                orphan_ticks += 1;
+            }
+        }
+    }
+    // The last bytes, then its FIN: the destroy event names its owner one last time.
+    for _ in 0..100 {
+        if closed.is_some() {
+            break;
+        }
+        closed = rig
+            .tick()
+            .closed
+            .into_iter()
+            .find(|c| c.local == s.0 && c.remote == Some(s.1));
+    }
+    let closed = closed.expect("no destroy event");
+    let me = std::process::id();
+    assert!(
+        closed.owners.iter().all(|o| o.pid == me) && !closed.owners.is_empty(),
+        "closed under {:?}",
+        closed.owners
+    );
+    assert_eq!(closed.sent, written as u64);
+    assert!(
+        orphan_ticks >= 2,
+        "the orphan was read in only {orphan_ticks} ticks"
+    );
+}
