@@ -30,6 +30,19 @@ struct Seen {
     addrs: Option<Endpoints>,
 }
 
+/// Socket `id`'s inode went `from` → `to` (0: none) in the inode → socket index.
+fn reindex(by_inode: &mut FastMap<u64, SocketId>, id: SocketId, from: u64, to: u64) {
+    if from == to {
+        return;
+    }
+    if from != 0 && by_inode.get(&from) == Some(&id) {
+        by_inode.remove(&from);
+    }
+    if to != 0 {
+        by_inode.insert(to, id);
+    }
+}
+
 /// A counter that may be missing, in 8 bytes: `u64::MAX` bytes is never reached.
 fn counter(value: Option<u64>) -> u64 {
     value.unwrap_or(u64::MAX)
@@ -142,14 +155,7 @@ impl Changes {
                         self.moved.push((s.local, s.remote));
                     }
                     // An inode comes with accept() and goes with close() (orphan: 0).
-                    if seen.inode != now.inode {
-                        if self.by_inode.get(&seen.inode) == Some(&s.id) {
-                            self.by_inode.remove(&seen.inode);
-                        }
-                        if now.inode != 0 {
-                            self.by_inode.insert(now.inode, s.id);
-                        }
-                    }
+                    reindex(&mut self.by_inode, s.id, seen.inode, now.inode);
                     // A new inode is a new holder (accept) or none (close): owners to pass on.
                     let same = seen.sent == now.sent
                         && seen.received == now.received
@@ -164,9 +170,7 @@ impl Changes {
                 }
                 None => {
                     self.known.insert(s.id, now);
-                    if s.inode != 0 {
-                        self.by_inode.insert(s.inode, s.id);
-                    }
+                    reindex(&mut self.by_inode, s.id, 0, s.inode);
                     true
                 }
             };
@@ -216,10 +220,8 @@ impl Changes {
     }
 
     fn forget(&mut self, id: SocketId) {
-        if let Some(seen) = self.known.remove(&id)
-            && self.by_inode.get(&seen.inode) == Some(&id)
-        {
-            self.by_inode.remove(&seen.inode);
+        if let Some(seen) = self.known.remove(&id) {
+            reindex(&mut self.by_inode, id, seen.inode, 0);
         }
     }
 

@@ -31,7 +31,7 @@ pub struct Entry {
     pub local: SocketAddr,
     pub remote: SocketAddr,
     pub state: u8,
-    /// `tr`: which timer runs (3: a TIME-WAIT minisocket, whatever `state` says).
+    /// `tr`: which timer runs (see [`super::tcp_state`]).
     pub timer: u8,
     pub uid: u32,
     pub inode: u64,
@@ -153,12 +153,7 @@ pub fn to_sample(table: Table, v6: bool, e: &Entry) -> SocketSample {
     let unset = e.remote.port() == 0 && e.remote.ip().is_unspecified();
     let (proto, local, remote, state) = match table {
         Table::Tcp => {
-            // A TIME-WAIT minisocket that replaced an orphan in FIN-WAIT-2 shows that
-            // substate; its timer tells it apart (as in sock_diag replies).
-            let st = match e.timer {
-                3 => TcpState::TimeWait,
-                _ => TcpState::from_kernel(e.state),
-            };
+            let st = super::tcp_state(e.state, e.timer);
             let remote = (!unset && st != TcpState::Listen).then_some(e.remote);
             (Proto::Tcp, e.local, remote, Some(st))
         }

@@ -26,6 +26,14 @@ struct Rig {
 }
 
 impl Rig {
+    fn new(collector: LinuxCollector) -> Self {
+        Rig {
+            collector,
+            agg: Aggregator::new(CollectorMode::Netlink),
+            t0: Instant::now(),
+        }
+    }
+
     fn tick(&mut self) -> Sample {
         let sample = self.collector.collect().unwrap();
         self.agg.ingest(sample.clone(), self.t0.elapsed(), 0);
@@ -57,11 +65,7 @@ fn bytes_of(agg: &Aggregator, (local, remote): (SocketAddr, SocketAddr)) -> Opti
 
 #[test]
 fn between_full_dumps_only_sockets_with_arriving_segments_are_read_and_bytes_stay_exact() {
-    let mut rig = Rig {
-        collector: LinuxCollector::open().unwrap(),
-        agg: Aggregator::new(CollectorMode::Netlink),
-        t0: Instant::now(),
-    };
+    let mut rig = Rig::new(LinuxCollector::open().unwrap());
     assert!(rig.collector.caps().packet_bytes, "needs AF_PACKET (root)");
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
@@ -124,11 +128,7 @@ fn between_full_dumps_only_sockets_with_arriving_segments_are_read_and_bytes_sta
 
 #[test]
 fn a_resync_walk_spread_over_ticks_keeps_idle_sockets_and_exact_bytes() {
-    let mut rig = Rig {
-        collector: LinuxCollector::open().unwrap(),
-        agg: Aggregator::new(CollectorMode::Netlink),
-        t0: Instant::now(),
-    };
+    let mut rig = Rig::new(LinuxCollector::open().unwrap());
     assert!(rig.collector.caps().packet_bytes, "needs AF_PACKET (root)");
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let to = listener.local_addr().unwrap();
@@ -195,11 +195,7 @@ fn an_idle_socket_changing_hands_shows_its_new_owner_without_waiting_for_a_resyn
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
 
-    let mut rig = Rig {
-        collector: LinuxCollector::open().unwrap(),
-        agg: Aggregator::new(CollectorMode::Netlink),
-        t0: Instant::now(),
-    };
+    let mut rig = Rig::new(LinuxCollector::open().unwrap());
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let to = listener.local_addr().unwrap();
     // Connects, waits, then forks: the child keeps the socket, the parent exits.
@@ -263,11 +259,7 @@ fn an_idle_socket_changing_hands_shows_its_new_owner_without_waiting_for_a_resyn
 /// until re-syncs missed it — thousands on a host whose clients close first.
 #[test]
 fn a_connection_closed_first_leaves_no_ownerless_fin_wait_2_minisocket_behind() {
-    let mut rig = Rig {
-        collector: LinuxCollector::open().unwrap(),
-        agg: Aggregator::new(CollectorMode::Netlink),
-        t0: Instant::now(),
-    };
+    let mut rig = Rig::new(LinuxCollector::open().unwrap());
     // The first sample is the baseline: what came before it is not counted.
     rig.tick();
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
@@ -322,12 +314,10 @@ fn an_orphan_still_sending_after_close_keeps_its_owner() {
     let kernel = super::super::kernel::NetlinkKernel::open()
         .unwrap()
         .without_tracer();
-    let mut rig = Rig {
-        collector: LinuxCollector::with_kernel(Box::new(kernel), "/proc", IfaceSource::default())
+    let mut rig = Rig::new(
+        LinuxCollector::with_kernel(Box::new(kernel), "/proc", IfaceSource::default())
             .with_packet(PacketCounter::open(Keep::NonTcp)),
-        agg: Aggregator::new(CollectorMode::Netlink),
-        t0: Instant::now(),
-    };
+    );
     rig.tick();
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();

@@ -7,9 +7,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use proto::{Proto, TcpState};
+use proto::Proto;
 
 use super::{DiagSocket, Family, NetlinkError, parse_tcp_info};
+use crate::collect::linux::tcp_state;
 
 pub const NLMSG_HDRLEN: usize = 16;
 pub const NLMSG_ERROR: u16 = 2;
@@ -117,9 +118,6 @@ fn classify(kind: u16, payload: &[u8]) -> Item<'_> {
     }
 }
 
-/// `idiag_timer` of a TIME-WAIT minisocket (`inet_twsk_diag_fill`).
-const IDIAG_TIMER_TIMEWAIT: u8 = 3;
-
 /// Parse one `inet_diag_msg` with its attributes. `passive` is left `None`.
 pub fn parse_diag_msg(payload: &[u8], proto: Proto) -> Result<DiagSocket, NetlinkError> {
     if payload.len() < INET_DIAG_MSG_LEN {
@@ -144,13 +142,7 @@ pub fn parse_diag_msg(payload: &[u8], proto: Proto) -> Result<DiagSocket, Netlin
     let inode = u64::from(u32_at(payload, 68));
 
     let remote = (!(dst.is_unspecified() && dport == 0)).then(|| SocketAddr::new(dst, dport));
-    // A TIME-WAIT minisocket reports its substate: one that replaced an orphan in
-    // FIN-WAIT-2 says FIN-WAIT-2 and passes the state mask. Its timer (3, "time-wait",
-    // never set on a full socket) gives it away: no owner, no counters, no destroy event.
-    let state = (proto == Proto::Tcp).then(|| match payload[2] {
-        IDIAG_TIMER_TIMEWAIT => TcpState::TimeWait,
-        _ => TcpState::from_kernel(payload[1]),
-    });
+    let state = (proto == Proto::Tcp).then(|| tcp_state(payload[1], payload[2]));
     let counters = attributes(&payload[INET_DIAG_MSG_LEN..])
         .find(|(kind, _)| *kind == INET_DIAG_INFO)
         .filter(|_| proto == Proto::Tcp)
